@@ -1,0 +1,343 @@
+"""
+The DDPGPlus replay buffer, written from scratch.
+
+Layout: one ring of ``buffer_size // n_envs`` slots per environment (``[n_envs, slots, ...]``), each with its own
+write position, so that every environment's transitions are contiguous in time. This makes three things simple and
+exact:
+
+- **n-step returns** walk forward along an environment's ring, stopping at the episode's end (termination or
+  truncation, inclusive) and before the write head, so they are correct across wrap-around;
+- **memory-optimised mode with time limits** (which SB3 forbids): the next observation of a transition is the
+  observation in the next slot, and when an episode ends its final observation is kept in one extra slot that is
+  never sampled, so a truncated episode still bootstraps from its true last observation;
+- **per-slot flags** in one byte (valid, terminated, episode end) instead of SB3's two float32 arrays.
+
+Observations and actions are torch tensors on ``storage_device`` (the model's device by default, so a GPU model
+samples without host-to-device copies); rewards and flags are small numpy arrays used to compute targets.
+The buffer stores raw observations and rewards: ``VecNormalize`` is applied at sample time, as in SB3.
+"""
+
+import warnings
+from typing import Any
+
+import numpy as np
+import torch as th
+from gymnasium import spaces
+from stable_baselines3.common.buffers import BaseBuffer, ReplayBuffer
+from stable_baselines3.common.preprocessing import get_action_dim, get_obs_shape
+from stable_baselines3.common.type_aliases import DictReplayBufferSamples, ReplayBufferSamples
+from stable_baselines3.common.utils import get_device
+from stable_baselines3.common.vec_env import VecNormalize
+
+VALID = np.uint8(1)  # slot holds a sampleable transition
+TERMINATED = np.uint8(2)  # the episode terminated at this transition (no bootstrap)
+EPISODE_END = np.uint8(4)  # the episode ended here (terminated or truncated): n-step returns stop here
+
+_SINGLE_KEY = ""  # key of the only observation array for non-Dict observation spaces
+
+
+def _torch_dtype(dtype: np.dtype) -> th.dtype:
+    return th.from_numpy(np.zeros(0, dtype=dtype)).dtype
+
+
+class DDPGPlusReplayBuffer(ReplayBuffer):
+    """
+    Replay buffer for Box and Dict observations with n-step returns, time-limit handling in every mode and a
+    memory-optimised mode. It subclasses SB3's ``ReplayBuffer`` for ``isinstance`` checks and
+    ``load_replay_buffer``, but shares none of its storage code.
+
+    :param buffer_size: Max number of transitions (split evenly between environments)
+    :param observation_space: Observation space (Box or Dict)
+    :param action_space: Action space
+    :param device: Device of the sampled tensors
+    :param n_envs: Number of parallel environments
+    :param optimize_memory_usage: Store each observation once (the next observation is read from the next slot).
+        Unlike SB3, this works together with ``handle_timeout_termination``: each episode end costs one extra slot.
+    :param handle_timeout_termination: Treat time-limit truncations (``info["TimeLimit.truncated"]``) as non-terminal,
+        so the target bootstraps through them
+    :param n_steps: Number of steps of the returns (1 for the usual one-step TD target)
+    :param gamma: Discount factor used for n-step returns
+    :param storage_device: Device of the stored tensors (default: ``device``)
+    """
+
+    def __init__(
+        self,
+        buffer_size: int,
+        observation_space: spaces.Space,
+        action_space: spaces.Space,
+        device: th.device | str = "auto",
+        n_envs: int = 1,
+        optimize_memory_usage: bool = False,
+        handle_timeout_termination: bool = True,
+        n_steps: int = 1,
+        gamma: float = 0.99,
+        storage_device: th.device | str | None = None,
+    ):
+        if not isinstance(buffer_size, int | np.integer) or buffer_size < 1:
+            raise ValueError(f"`buffer_size` must be a positive integer, got {buffer_size!r}")
+        if not isinstance(n_envs, int | np.integer) or n_envs < 1:
+            raise ValueError(f"`n_envs` must be a positive integer, got {n_envs!r}")
+        if not isinstance(n_steps, int | np.integer) or n_steps < 1:
+            raise ValueError(f"`n_steps` must be a positive integer, got {n_steps!r}")
+        if not 0.0 <= gamma <= 1.0:
+            raise ValueError(f"`gamma` must be in [0, 1], got {gamma!r}")
+        if not isinstance(observation_space, spaces.Box | spaces.Dict):
+            raise ValueError(f"DDPGPlusReplayBuffer supports Box and Dict observation spaces, got {observation_space}")
+        # BaseBuffer only sets the shapes, device and positions; none of ReplayBuffer's arrays are allocated.
+        BaseBuffer.__init__(self, buffer_size, observation_space, action_space, device, n_envs=n_envs)
+        self.buffer_size = max(int(buffer_size) // n_envs, 2 if optimize_memory_usage else 1)
+        self.optimize_memory_usage = optimize_memory_usage
+        self.handle_timeout_termination = handle_timeout_termination
+        self.n_steps = int(n_steps)
+        self.gamma = float(gamma)
+        self.storage_device = get_device(storage_device) if storage_device is not None else self.device
+        self.action_dim = get_action_dim(action_space)
+
+        if isinstance(observation_space, spaces.Dict):
+            self._obs_spaces = dict(observation_space.spaces)
+        else:
+            self._obs_spaces = {_SINGLE_KEY: observation_space}
+        shape = (self.n_envs, self.buffer_size)
+        self._obs = {key: self._zeros(shape + get_obs_shape(space), space.dtype) for key, space in self._obs_spaces.items()}
+        self._next_obs = (
+            {}
+            if optimize_memory_usage
+            else {key: self._zeros(shape + get_obs_shape(space), space.dtype) for key, space in self._obs_spaces.items()}
+        )
+        # Actions are stored as float32 (as SB3 does, GH#1572): they live in the scaled [-1, 1] space
+        self._actions = self._zeros((*shape, self.action_dim), np.float32)
+        self._rewards = np.zeros(shape, dtype=np.float32)
+        self._flags = np.zeros(shape, dtype=np.uint8)
+        self._positions = np.zeros(self.n_envs, dtype=np.int64)
+        self._full = np.zeros(self.n_envs, dtype=bool)
+        self._env_indices = np.arange(self.n_envs)
+        self._discount_powers = self.gamma ** np.arange(1, self.n_steps + 1, dtype=np.float64)
+
+    def _zeros(self, shape: tuple[int, ...], dtype: Any) -> th.Tensor:
+        return th.zeros(shape, dtype=_torch_dtype(np.dtype(dtype)), device=self.storage_device)
+
+    # ------------------------------------------------------------------ size and memory
+    def size(self) -> int:
+        """:return: Number of slots filled (summed over environments)."""
+        return int(np.where(self._full, self.buffer_size, self._positions).sum())
+
+    def nbytes(self) -> int:
+        """:return: Bytes used by the storage (observations, actions, rewards, flags)."""
+        tensors = [*self._obs.values(), *self._next_obs.values(), self._actions]
+        return int(sum(t.element_size() * t.nelement() for t in tensors) + self._rewards.nbytes + self._flags.nbytes)
+
+    def bytes_per_transition(self) -> float:
+        """:return: Storage bytes per transition slot."""
+        return self.nbytes() / (self.n_envs * self.buffer_size)
+
+    def reset(self) -> None:
+        self._flags[:] = 0
+        self._positions[:] = 0
+        self._full[:] = False
+        self._sync_positions()
+
+    def _sync_positions(self) -> None:
+        # SB3 code reads `pos` and `full`: expose environment 0's ring
+        self.pos = int(self._positions[0])
+        self.full = bool(self._full[0])
+
+    # ------------------------------------------------------------------ writing
+    def _as_tensor(self, array: Any, key: str) -> th.Tensor:
+        shape = (self.n_envs, *get_obs_shape(self._obs_spaces[key]))
+        return th.as_tensor(np.asarray(array).reshape(shape), device=self.storage_device)
+
+    def add(
+        self,
+        obs: np.ndarray | dict[str, np.ndarray],
+        next_obs: np.ndarray | dict[str, np.ndarray],
+        action: np.ndarray,
+        reward: np.ndarray,
+        done: np.ndarray,
+        infos: list[dict[str, Any]],
+    ) -> None:
+        """
+        Store one transition per environment.
+
+        :param obs: Observations (raw, not normalised)
+        :param next_obs: Next observations (the terminal observation when an episode ended)
+        :param action: Actions in the scaled ``[-1, 1]`` space
+        :param reward: Rewards (raw)
+        :param done: Whether each episode ended (terminated or truncated)
+        :param infos: Infos, read for ``TimeLimit.truncated``
+        """
+        env, pos = self._env_indices, self._positions
+        done = np.asarray(done, dtype=bool).reshape(self.n_envs)
+        if self.handle_timeout_termination:
+            truncated = np.array([info.get("TimeLimit.truncated", False) for info in infos], dtype=bool)
+            terminated = done & ~truncated
+        else:
+            terminated = done
+        env_t = th.as_tensor(env, device=self.storage_device)
+        pos_t = th.as_tensor(pos, device=self.storage_device)
+        if self.optimize_memory_usage:
+            next_pos = (pos + 1) % self.buffer_size
+            next_pos_t = th.as_tensor(next_pos, device=self.storage_device)
+        for key in self._obs:
+            self._obs[key][env_t, pos_t] = self._as_tensor(obs[key] if key else obs, key)
+            next_value = self._as_tensor(next_obs[key] if key else next_obs, key)
+            if self.optimize_memory_usage:
+                self._obs[key][env_t, next_pos_t] = next_value
+            else:
+                self._next_obs[key][env_t, pos_t] = next_value
+        self._actions[env_t, pos_t] = th.as_tensor(
+            np.asarray(action, dtype=np.float32).reshape(self.n_envs, self.action_dim), device=self.storage_device
+        )
+        self._rewards[env, pos] = np.asarray(reward, dtype=np.float32).reshape(self.n_envs)
+        self._flags[env, pos] = VALID | (TERMINATED * terminated) | (EPISODE_END * done)
+        step = np.ones(self.n_envs, dtype=np.int64)
+        if self.optimize_memory_usage:
+            # The slot after the transition holds its next observation: it is not a transition (yet)
+            self._flags[env, next_pos] = 0
+            # After an episode end, keep that slot (the final observation) and start the next episode after it
+            step += done
+        self._advance(step)
+
+    def _advance(self, step: np.ndarray) -> None:
+        new_positions = self._positions + step
+        self._full |= new_positions >= self.buffer_size
+        self._positions = new_positions % self.buffer_size
+        self._sync_positions()
+
+    def start_new_trajectory(self) -> None:
+        """
+        Close every environment's unfinished episode as truncated, e.g. when ``learn()`` resets the environments.
+        The last transition then bootstraps from the next observation it really had (SB3 instead marks it done,
+        GH#46); in memory-optimised mode that observation's slot is kept.
+        """
+        last = (self._positions - 1) % self.buffer_size
+        written = self._full | (self._positions > 0)
+        open_episode = written & (self._flags[self._env_indices, last] & VALID).astype(bool)
+        open_episode &= ~(self._flags[self._env_indices, last] & EPISODE_END).astype(bool)
+        if not open_episode.any():
+            return
+        self._flags[self._env_indices[open_episode], last[open_episode]] |= EPISODE_END
+        if self.optimize_memory_usage:
+            self._advance(open_episode.astype(np.int64))
+
+    # ------------------------------------------------------------------ sampling
+    def _sample_slots(self, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+        """Uniform over valid transitions: draw (env, slot) pairs and redraw the few that are not valid."""
+        extents = np.where(self._full, self.buffer_size, self._positions)
+        if extents.max() == 0 or not (self._flags & VALID).any():
+            raise ValueError("Cannot sample from an empty replay buffer: add transitions first")
+        max_extent = int(extents.max())
+        envs = np.random.randint(0, self.n_envs, size=batch_size)
+        slots = np.random.randint(0, max_extent, size=batch_size)
+        bad = ~(self._flags[envs, slots] & VALID).astype(bool) | (slots >= extents[envs])
+        while bad.any():
+            n_bad = int(bad.sum())
+            envs[bad] = np.random.randint(0, self.n_envs, size=n_bad)
+            slots[bad] = np.random.randint(0, max_extent, size=n_bad)
+            bad = ~(self._flags[envs, slots] & VALID).astype(bool) | (slots >= extents[envs])
+        return envs, slots
+
+    def _n_step_targets(self, envs: np.ndarray, slots: np.ndarray) -> tuple[np.ndarray, ...]:
+        """
+        Discounted reward sums up to ``n_steps`` transitions, stopping at an episode end (inclusive) and before the
+        write head (the oldest data). Returns (returns, last slot used, discounts ``gamma ** steps``).
+        """
+        returns = self._rewards[envs, slots].astype(np.float64)
+        last = slots.copy()
+        discounts = np.full(len(slots), self.gamma)
+        alive = ~(self._flags[envs, slots] & EPISODE_END).astype(bool)
+        heads = self._positions[envs]
+        for k in range(1, self.n_steps):
+            candidate = (slots + k) % self.buffer_size
+            flags = self._flags[envs, candidate]
+            alive &= (candidate != heads) & (flags & VALID).astype(bool)
+            if not alive.any():
+                break
+            returns += np.where(alive, self._discount_powers[k - 1] * self._rewards[envs, candidate], 0.0)
+            last = np.where(alive, candidate, last)
+            discounts = np.where(alive, self._discount_powers[k], discounts)
+            alive &= ~(flags & EPISODE_END).astype(bool)
+        return returns, last, discounts
+
+    def _gather(self, store: dict[str, th.Tensor], envs: th.Tensor, slots: th.Tensor) -> dict[str, th.Tensor]:
+        return {key: value[envs, slots] for key, value in store.items()}
+
+    def _normalize(self, observations: dict[str, th.Tensor], env: VecNormalize | None) -> Any:
+        if env is None:
+            return observations if self._is_dict else observations[_SINGLE_KEY]
+        # VecNormalize works on numpy with its current statistics (exactly SB3's semantics)
+        raw = {key: value.cpu().numpy() for key, value in observations.items()}
+        normalized = env.normalize_obs(raw if self._is_dict else raw[_SINGLE_KEY])
+        if self._is_dict:
+            return {key: th.as_tensor(value, device=self.device) for key, value in normalized.items()}  # type: ignore[union-attr]
+        return th.as_tensor(normalized, device=self.device)
+
+    @property
+    def _is_dict(self) -> bool:
+        return isinstance(self.observation_space, spaces.Dict)
+
+    def sample(self, batch_size: int, env: VecNormalize | None = None) -> ReplayBufferSamples | DictReplayBufferSamples:  # type: ignore[override]
+        """
+        Sample transitions uniformly.
+
+        :param batch_size: Number of transitions
+        :param env: ``VecNormalize`` wrapper whose statistics normalise observations and rewards, if any
+        :return: The samples (``discounts`` is set when ``n_steps > 1``)
+        """
+        envs, slots = self._sample_slots(batch_size)
+        return self.samples_at(envs, slots, env)
+
+    def samples_at(
+        self, envs: np.ndarray, slots: np.ndarray, env: VecNormalize | None = None
+    ) -> ReplayBufferSamples | DictReplayBufferSamples:
+        """
+        The samples for given (environment, slot) pairs.
+
+        :param envs: Environment index of each sample
+        :param slots: Slot index of each sample
+        :param env: ``VecNormalize`` wrapper, if any
+        :return: The samples
+        """
+        if self.n_steps > 1:
+            returns, last, discounts_np = self._n_step_targets(envs, slots)
+        else:
+            returns, last, discounts_np = self._rewards[envs, slots], slots, None
+        envs_t = th.as_tensor(envs, device=self.storage_device)
+        slots_t = th.as_tensor(slots, device=self.storage_device)
+        last_t = slots_t if last is slots else th.as_tensor(last, device=self.storage_device)
+        observations = self._gather(self._obs, envs_t, slots_t)
+        if self.optimize_memory_usage:
+            next_observations = self._gather(self._obs, envs_t, (last_t + 1) % self.buffer_size)
+        else:
+            next_observations = self._gather(self._next_obs, envs_t, last_t)
+        dones = (self._flags[envs, last] & TERMINATED).astype(np.float32)
+        rewards = env.normalize_reward(returns) if env is not None else returns
+        device = self.device
+        obs_out = self._normalize(observations, env)
+        next_obs_out = self._normalize(next_observations, env)
+        if self.storage_device != device:
+            obs_out = self._to_device(obs_out)
+            next_obs_out = self._to_device(next_obs_out)
+        actions = self._actions[envs_t, slots_t].to(device)
+        dones_t = th.as_tensor(dones, device=device).reshape(-1, 1)
+        rewards_t = th.as_tensor(np.asarray(rewards, dtype=np.float32), device=device).reshape(-1, 1)
+        discounts = None
+        if discounts_np is not None:
+            discounts = th.as_tensor(discounts_np.astype(np.float32), device=device).reshape(-1, 1)
+        samples_class = DictReplayBufferSamples if self._is_dict else ReplayBufferSamples
+        return samples_class(obs_out, actions, next_obs_out, dones_t, rewards_t, discounts)  # type: ignore[arg-type]
+
+    def _to_device(self, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {key: tensor.to(self.device) for key, tensor in value.items()}
+        return value.to(self.device)
+
+    def _get_samples(self, batch_inds: np.ndarray, env: VecNormalize | None = None) -> Any:
+        # SB3's BaseBuffer.sample() calls this with flat indices; map them onto (env, slot) pairs
+        envs, slots = np.divmod(np.asarray(batch_inds), self.buffer_size)
+        return self.samples_at(envs, slots, env)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        if not hasattr(self, "storage_device"):  # pragma: no cover - buffers from older versions
+            warnings.warn("Replay buffer without storage device: using its device", stacklevel=2)
+            self.storage_device = self.device

@@ -1,0 +1,427 @@
+"""
+Actor and critic networks for DDPGPlus, modelled on SB3's TD3 policies, with layer norm options.
+
+Layer norm follows the parameter-noise paper and SB2's ``LnMlpPolicy``: Linear -> LayerNorm -> activation on every
+hidden layer, none on the output layer (built with SB3's ``create_mlp(post_linear_modules=[nn.LayerNorm])``).
+"""
+
+from typing import Any
+
+import torch as th
+from gymnasium import spaces
+from stable_baselines3.common.policies import BaseModel, BasePolicy
+from stable_baselines3.common.preprocessing import get_action_dim
+from stable_baselines3.common.torch_layers import (
+    BaseFeaturesExtractor,
+    CombinedExtractor,
+    FlattenExtractor,
+    NatureCNN,
+    create_mlp,
+    get_actor_critic_arch,
+)
+from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
+from torch import nn
+
+
+def _hidden_modules(layer_norm: bool) -> list[type[nn.Module]] | None:
+    return [nn.LayerNorm] if layer_norm else None
+
+
+class Actor(BasePolicy):
+    """
+    Deterministic actor ``mu(s)`` with a tanh output in the scaled ``[-1, 1]`` action space.
+
+    :param observation_space: Observation space
+    :param action_space: Action space
+    :param net_arch: Units per hidden layer
+    :param features_extractor: Network to extract features
+    :param features_dim: Number of features
+    :param activation_fn: Activation function
+    :param normalize_images: Whether to divide images by 255
+    :param layer_norm: Whether to add LayerNorm after each hidden Linear layer (before the activation)
+    """
+
+    def __init__(
+        self,
+        observation_space: spaces.Space,
+        action_space: spaces.Box,
+        net_arch: list[int],
+        features_extractor: nn.Module,
+        features_dim: int,
+        activation_fn: type[nn.Module] = nn.ReLU,
+        normalize_images: bool = True,
+        layer_norm: bool = False,
+    ):
+        super().__init__(
+            observation_space,
+            action_space,
+            features_extractor=features_extractor,
+            normalize_images=normalize_images,
+            squash_output=True,
+        )
+        self.net_arch = net_arch
+        self.features_dim = features_dim
+        self.activation_fn = activation_fn
+        self.layer_norm = layer_norm
+        action_dim = get_action_dim(self.action_space)
+        actor_net = create_mlp(
+            features_dim,
+            action_dim,
+            net_arch,
+            activation_fn,
+            squash_output=True,
+            post_linear_modules=_hidden_modules(layer_norm),
+        )
+        self.mu = nn.Sequential(*actor_net)
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        data = super()._get_constructor_parameters()
+        data.update(
+            dict(
+                net_arch=self.net_arch,
+                features_dim=self.features_dim,
+                activation_fn=self.activation_fn,
+                features_extractor=self.features_extractor,
+                layer_norm=self.layer_norm,
+            )
+        )
+        return data
+
+    def forward(self, obs: PyTorchObs) -> th.Tensor:
+        features = self.extract_features(obs, self.features_extractor)
+        return self.mu(features)
+
+    def _predict(self, observation: PyTorchObs, deterministic: bool = False) -> th.Tensor:
+        # The actor is deterministic: exploration noise is added by the algorithm in `_sample_action` only,
+        # so `predict()` (whose default is deterministic=False) never explores.
+        return self(observation)
+
+
+class Critic(BaseModel):
+    """
+    One or more Q-networks ``Q(s, a)``; the action is concatenated with the features at the input, as in SB3.
+
+    :param observation_space: Observation space
+    :param action_space: Action space
+    :param net_arch: Units per hidden layer
+    :param features_extractor: Network to extract features
+    :param features_dim: Number of features
+    :param activation_fn: Activation function
+    :param normalize_images: Whether to divide images by 255
+    :param n_critics: Number of Q-networks (2 for TD3's clipped double Q-learning)
+    :param share_features_extractor: Whether the features extractor is the actor's (then it is trained by the
+        actor loss only)
+    :param layer_norm: Whether to add LayerNorm after each hidden Linear layer (before the activation)
+    """
+
+    features_extractor: BaseFeaturesExtractor
+
+    def __init__(
+        self,
+        observation_space: spaces.Space,
+        action_space: spaces.Box,
+        net_arch: list[int],
+        features_extractor: BaseFeaturesExtractor,
+        features_dim: int,
+        activation_fn: type[nn.Module] = nn.ReLU,
+        normalize_images: bool = True,
+        n_critics: int = 1,
+        share_features_extractor: bool = False,
+        layer_norm: bool = False,
+    ):
+        super().__init__(
+            observation_space, action_space, features_extractor=features_extractor, normalize_images=normalize_images
+        )
+        action_dim = get_action_dim(self.action_space)
+        self.share_features_extractor = share_features_extractor
+        self.n_critics = n_critics
+        self.layer_norm = layer_norm
+        self.q_networks: list[nn.Module] = []
+        for idx in range(n_critics):
+            q_net = nn.Sequential(
+                *create_mlp(
+                    features_dim + action_dim, 1, net_arch, activation_fn, post_linear_modules=_hidden_modules(layer_norm)
+                )
+            )
+            self.add_module(f"qf{idx}", q_net)
+            self.q_networks.append(q_net)
+
+    def forward(self, obs: th.Tensor, actions: th.Tensor) -> tuple[th.Tensor, ...]:
+        # A shared features extractor is learned through the actor loss only (as in SB3)
+        with th.set_grad_enabled(not self.share_features_extractor):
+            features = self.extract_features(obs, self.features_extractor)
+        qvalue_input = th.cat([features, actions], dim=1)
+        return tuple(q_net(qvalue_input) for q_net in self.q_networks)
+
+    def q1_forward(self, obs: th.Tensor, actions: th.Tensor) -> th.Tensor:
+        """Q-value of the first network only (the actor loss needs no more)."""
+        with th.no_grad():
+            features = self.extract_features(obs, self.features_extractor)
+        return self.q_networks[0](th.cat([features, actions], dim=1))
+
+
+class DDPGPlusPolicy(BasePolicy):
+    """
+    Actor, critic and their target networks for DDPGPlus.
+
+    :param observation_space: Observation space
+    :param action_space: Action space
+    :param lr_schedule: Learning rate schedule (the algorithm sets each optimizer's rate at every update)
+    :param net_arch: Units per hidden layer, the same for both networks (list) or ``dict(pi=[...], qf=[...])``
+    :param activation_fn: Activation function
+    :param features_extractor_class: Features extractor to use
+    :param features_extractor_kwargs: Keyword arguments for the features extractor
+    :param normalize_images: Whether to divide images by 255
+    :param optimizer_class: The optimizer to use (``th.optim.Adam`` by default)
+    :param optimizer_kwargs: Keyword arguments for both optimizers, excluding the learning rate
+    :param n_critics: Number of Q-networks (1 for DDPG, 2 for TD3)
+    :param share_features_extractor: Whether the critic uses the actor's features extractor
+    :param actor_layer_norm: LayerNorm on the actor's hidden layers (needed by parameter noise)
+    :param critic_layer_norm: LayerNorm on the critic's hidden layers
+    :param layer_norm: Shortcut that sets both ``actor_layer_norm`` and ``critic_layer_norm`` when given
+    :param critic_weight_decay: L2 penalty on the critic's Linear weights only (not biases, not LayerNorm);
+        the DDPG paper used 1e-2
+    """
+
+    actor: Actor
+    actor_target: Actor
+    critic: Critic
+    critic_target: Critic
+
+    def __init__(
+        self,
+        observation_space: spaces.Space,
+        action_space: spaces.Box,
+        lr_schedule: Schedule,
+        net_arch: list[int] | dict[str, list[int]] | None = None,
+        activation_fn: type[nn.Module] = nn.ReLU,
+        features_extractor_class: type[BaseFeaturesExtractor] = FlattenExtractor,
+        features_extractor_kwargs: dict[str, Any] | None = None,
+        normalize_images: bool = True,
+        optimizer_class: type[th.optim.Optimizer] = th.optim.Adam,
+        optimizer_kwargs: dict[str, Any] | None = None,
+        n_critics: int = 1,
+        share_features_extractor: bool = False,
+        actor_layer_norm: bool = False,
+        critic_layer_norm: bool = False,
+        layer_norm: bool | None = None,
+        critic_weight_decay: float = 0.0,
+    ):
+        super().__init__(
+            observation_space,
+            action_space,
+            features_extractor_class,
+            features_extractor_kwargs,
+            optimizer_class=optimizer_class,
+            optimizer_kwargs=optimizer_kwargs,
+            squash_output=True,
+            normalize_images=normalize_images,
+        )
+        if not isinstance(action_space, spaces.Box):
+            raise ValueError(f"DDPGPlusPolicy needs a Box action space, got {action_space}")
+        if not isinstance(n_critics, int) or n_critics < 1:
+            raise ValueError(f"`n_critics` must be a positive integer, got {n_critics!r}")
+        if not critic_weight_decay >= 0:
+            raise ValueError(f"`critic_weight_decay` must be >= 0, got {critic_weight_decay!r}")
+        if net_arch is None:
+            net_arch = [256, 256] if features_extractor_class == NatureCNN else [400, 300]
+        actor_arch, critic_arch = get_actor_critic_arch(net_arch)
+        if layer_norm is not None:
+            actor_layer_norm = critic_layer_norm = bool(layer_norm)
+
+        self.net_arch = net_arch
+        self.activation_fn = activation_fn
+        self.actor_layer_norm = actor_layer_norm
+        self.critic_layer_norm = critic_layer_norm
+        self.critic_weight_decay = critic_weight_decay
+        self.share_features_extractor = share_features_extractor
+        self.net_args = {
+            "observation_space": self.observation_space,
+            "action_space": self.action_space,
+            "net_arch": actor_arch,
+            "activation_fn": self.activation_fn,
+            "normalize_images": normalize_images,
+        }
+        self.actor_kwargs = {**self.net_args, "layer_norm": actor_layer_norm}
+        self.critic_kwargs = {
+            **self.net_args,
+            "net_arch": critic_arch,
+            "n_critics": n_critics,
+            "share_features_extractor": share_features_extractor,
+            "layer_norm": critic_layer_norm,
+        }
+        self._build(lr_schedule)
+
+    def _build(self, lr_schedule: Schedule) -> None:
+        # The features extractor of the actor is never shared with its target
+        self.actor = self.make_actor(features_extractor=None)
+        self.actor_target = self.make_actor(features_extractor=None)
+        self.actor_target.load_state_dict(self.actor.state_dict())
+        self.actor.optimizer = self.optimizer_class(
+            self.actor.parameters(),
+            lr=lr_schedule(1),  # type: ignore[call-arg]
+            **self.optimizer_kwargs,
+        )
+
+        if self.share_features_extractor:
+            self.critic = self.make_critic(features_extractor=self.actor.features_extractor)
+            self.critic_target = self.make_critic(features_extractor=self.actor_target.features_extractor)
+        else:
+            self.critic = self.make_critic(features_extractor=None)
+            self.critic_target = self.make_critic(features_extractor=None)
+        self.critic_target.load_state_dict(self.critic.state_dict())
+        self.critic.optimizer = self.optimizer_class(
+            self._critic_param_groups(),
+            lr=lr_schedule(1),  # type: ignore[call-arg]
+            **self.optimizer_kwargs,
+        )
+        # Target networks are only evaluated
+        self.actor_target.set_training_mode(False)
+        self.critic_target.set_training_mode(False)
+
+    def _critic_param_groups(self) -> list[dict[str, Any]]:
+        """Critic parameters, with weight decay on Linear/Conv weights only when ``critic_weight_decay > 0``."""
+        params = [p for p in self.critic.parameters() if p.requires_grad]
+        if self.critic_weight_decay == 0:
+            return [{"params": params}]
+        decayed_ids = {
+            id(module.weight)
+            for module in self.critic.modules()
+            if isinstance(module, nn.Linear | nn.Conv2d) and module.weight.requires_grad
+        }
+        decayed = [p for p in params if id(p) in decayed_ids]
+        others = [p for p in params if id(p) not in decayed_ids]
+        return [{"params": decayed, "weight_decay": self.critic_weight_decay}, {"params": others, "weight_decay": 0.0}]
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        data = super()._get_constructor_parameters()
+        data.update(
+            dict(
+                net_arch=self.net_arch,
+                activation_fn=self.net_args["activation_fn"],
+                n_critics=self.critic_kwargs["n_critics"],
+                lr_schedule=self._dummy_schedule,  # not needed to load the policy alone
+                optimizer_class=self.optimizer_class,
+                optimizer_kwargs=self.optimizer_kwargs,
+                features_extractor_class=self.features_extractor_class,
+                features_extractor_kwargs=self.features_extractor_kwargs,
+                share_features_extractor=self.share_features_extractor,
+                actor_layer_norm=self.actor_layer_norm,
+                critic_layer_norm=self.critic_layer_norm,
+                critic_weight_decay=self.critic_weight_decay,
+            )
+        )
+        return data
+
+    def make_actor(self, features_extractor: BaseFeaturesExtractor | None = None) -> Actor:
+        actor_kwargs = self._update_features_extractor(self.actor_kwargs, features_extractor)
+        return Actor(**actor_kwargs).to(self.device)
+
+    def make_critic(self, features_extractor: BaseFeaturesExtractor | None = None) -> Critic:
+        critic_kwargs = self._update_features_extractor(self.critic_kwargs, features_extractor)
+        return Critic(**critic_kwargs).to(self.device)
+
+    def forward(self, observation: PyTorchObs, deterministic: bool = False) -> th.Tensor:
+        return self._predict(observation, deterministic=deterministic)
+
+    def _predict(self, observation: PyTorchObs, deterministic: bool = False) -> th.Tensor:
+        # Always the clean actor: exploration never leaks into predict()
+        return self.actor(observation)
+
+    def set_training_mode(self, mode: bool) -> None:
+        self.actor.set_training_mode(mode)
+        self.critic.set_training_mode(mode)
+        self.training = mode
+
+
+MlpPolicy = DDPGPlusPolicy
+
+
+class CnnPolicy(DDPGPlusPolicy):
+    """
+    DDPGPlus policy for image observations (NatureCNN features extractor by default).
+    Same parameters as :class:`DDPGPlusPolicy`.
+    """
+
+    def __init__(
+        self,
+        observation_space: spaces.Space,
+        action_space: spaces.Box,
+        lr_schedule: Schedule,
+        net_arch: list[int] | dict[str, list[int]] | None = None,
+        activation_fn: type[nn.Module] = nn.ReLU,
+        features_extractor_class: type[BaseFeaturesExtractor] = NatureCNN,
+        features_extractor_kwargs: dict[str, Any] | None = None,
+        normalize_images: bool = True,
+        optimizer_class: type[th.optim.Optimizer] = th.optim.Adam,
+        optimizer_kwargs: dict[str, Any] | None = None,
+        n_critics: int = 1,
+        share_features_extractor: bool = False,
+        actor_layer_norm: bool = False,
+        critic_layer_norm: bool = False,
+        layer_norm: bool | None = None,
+        critic_weight_decay: float = 0.0,
+    ):
+        super().__init__(
+            observation_space,
+            action_space,
+            lr_schedule,
+            net_arch=net_arch,
+            activation_fn=activation_fn,
+            features_extractor_class=features_extractor_class,
+            features_extractor_kwargs=features_extractor_kwargs,
+            normalize_images=normalize_images,
+            optimizer_class=optimizer_class,
+            optimizer_kwargs=optimizer_kwargs,
+            n_critics=n_critics,
+            share_features_extractor=share_features_extractor,
+            actor_layer_norm=actor_layer_norm,
+            critic_layer_norm=critic_layer_norm,
+            layer_norm=layer_norm,
+            critic_weight_decay=critic_weight_decay,
+        )
+
+
+class MultiInputPolicy(DDPGPlusPolicy):
+    """
+    DDPGPlus policy for Dict observation spaces (CombinedExtractor by default).
+    Same parameters as :class:`DDPGPlusPolicy`.
+    """
+
+    def __init__(
+        self,
+        observation_space: spaces.Dict,
+        action_space: spaces.Box,
+        lr_schedule: Schedule,
+        net_arch: list[int] | dict[str, list[int]] | None = None,
+        activation_fn: type[nn.Module] = nn.ReLU,
+        features_extractor_class: type[BaseFeaturesExtractor] = CombinedExtractor,
+        features_extractor_kwargs: dict[str, Any] | None = None,
+        normalize_images: bool = True,
+        optimizer_class: type[th.optim.Optimizer] = th.optim.Adam,
+        optimizer_kwargs: dict[str, Any] | None = None,
+        n_critics: int = 1,
+        share_features_extractor: bool = False,
+        actor_layer_norm: bool = False,
+        critic_layer_norm: bool = False,
+        layer_norm: bool | None = None,
+        critic_weight_decay: float = 0.0,
+    ):
+        super().__init__(
+            observation_space,
+            action_space,
+            lr_schedule,
+            net_arch=net_arch,
+            activation_fn=activation_fn,
+            features_extractor_class=features_extractor_class,
+            features_extractor_kwargs=features_extractor_kwargs,
+            normalize_images=normalize_images,
+            optimizer_class=optimizer_class,
+            optimizer_kwargs=optimizer_kwargs,
+            n_critics=n_critics,
+            share_features_extractor=share_features_extractor,
+            actor_layer_norm=actor_layer_norm,
+            critic_layer_norm=critic_layer_norm,
+            layer_norm=layer_norm,
+            critic_weight_decay=critic_weight_decay,
+        )
