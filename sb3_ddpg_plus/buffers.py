@@ -309,7 +309,7 @@ class DDPGPlusReplayBuffer(ReplayBuffer):
             next_observations = self._gather(self._obs, envs_t, (last_t + 1) % self.buffer_size)
         else:
             next_observations = self._gather(self._next_obs, envs_t, last_t)
-        dones = (self._flags[envs, last] & TERMINATED).astype(np.float32)
+        dones = ((self._flags[envs, last] & TERMINATED) != 0).astype(np.float32)
         rewards = env.normalize_reward(returns) if env is not None else returns
         device = self.device
         obs_out = self._normalize(observations, env)

@@ -562,13 +562,13 @@ class DDPGPlus(OffPolicyAlgorithm):
                 self._resample_perturbations(np.arange(self.env.num_envs))
         return result
 
-    def _dump_logs(self) -> None:
+    def dump_logs(self) -> None:
         sigma = current_sigma(self.action_noise)
         if sigma is not None:
             self.logger.record("rollout/action_noise_sigma", sigma)
         if self.param_noise is not None:
             self.logger.record("rollout/param_noise_std", self.param_noise.current_stddev)
-        super()._dump_logs()
+        super().dump_logs()
 
     def learn(
         self: SelfDDPGPlus,

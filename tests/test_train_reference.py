@@ -1,0 +1,130 @@
+"""
+One ``train()`` step of DDPGPlus equals a plain reference computation of the DDPG/TD3 update: speed work never
+changes the algorithm. The reference is written the textbook way (separate Adam optimizers with the default
+single-tensor implementation, autograd through the critic, Polyak update by hand).
+"""
+
+import copy
+
+import numpy as np
+import pytest
+import torch as th
+from torch.nn import functional as F
+
+from sb3_ddpg_plus import DDPGPlus
+
+TOL = 1e-6
+
+
+def reference_update(actor, critic, actor_target, critic_target, data, gamma, tau, lr_actor, lr_critic, update_actor):
+    actor_opt = th.optim.Adam(actor.parameters(), lr=lr_actor, foreach=False)
+    critic_opt = th.optim.Adam(critic.parameters(), lr=lr_critic, foreach=False)
+    with th.no_grad():
+        next_q = th.cat(critic_target(data.next_observations, actor_target(data.next_observations)), dim=1)
+        next_q = next_q.min(dim=1, keepdim=True).values
+        discounts = data.discounts if data.discounts is not None else gamma
+        target = data.rewards + (1 - data.dones) * discounts * next_q
+    critic_loss = sum(F.mse_loss(q, target) for q in critic(data.observations, data.actions))
+    critic_opt.zero_grad()
+    critic_loss.backward()
+    critic_opt.step()
+    actor_loss = None
+    if update_actor:
+        actor_loss = -critic(data.observations, actor(data.observations))[0].mean()
+        actor_opt.zero_grad()
+        actor_loss.backward()
+        actor_opt.step()
+        with th.no_grad():
+            for net, target_net in ((critic, critic_target), (actor, actor_target)):
+                for param, target_param in zip(net.parameters(), target_net.parameters(), strict=True):
+                    target_param.mul_(1 - tau).add_(tau * param)
+    return critic_loss.item(), None if actor_loss is None else actor_loss.item()
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        dict(),
+        dict(n_steps=3),
+        dict(n_critics=2),
+        dict(actor_learning_rate=1e-4, critic_learning_rate=3e-3),
+        dict(policy_kwargs=dict(net_arch=[32, 32], actor_layer_norm=True, critic_layer_norm=True)),
+    ],
+)
+def test_one_train_step_matches_reference(options):
+    options = dict(options)
+    policy_kwargs = options.pop("policy_kwargs", dict(net_arch=[32, 32]))
+    model = DDPGPlus(
+        "MlpPolicy", "Pendulum-v1", learning_starts=64, batch_size=64, seed=3, policy_kwargs=policy_kwargs, **options
+    )
+    model.learn(64)  # fills the buffer, no update yet
+    assert model._n_updates == 0
+    # A fixed batch, served to train()
+    np.random.seed(0)
+    batch = model.replay_buffer.sample(64)
+    model.replay_buffer.sample = lambda batch_size, env=None: batch  # type: ignore[method-assign]
+
+    actor, critic = copy.deepcopy(model.actor), copy.deepcopy(model.critic)
+    actor_target, critic_target = copy.deepcopy(model.actor_target), copy.deepcopy(model.critic_target)
+    for net in (actor, critic):
+        net.set_training_mode(True)
+    lr_actor = model.actor_lr_schedule(1.0)
+    lr_critic = model.critic_lr_schedule(1.0)
+    ref_critic_loss, ref_actor_loss = reference_update(
+        actor, critic, actor_target, critic_target, batch, model.gamma, model.tau, lr_actor, lr_critic, update_actor=True
+    )
+
+    model._current_progress_remaining = 1.0
+    model.train(gradient_steps=1, batch_size=64)
+    logged = model.logger.name_to_value
+    assert logged["train/critic_loss"] == pytest.approx(ref_critic_loss, rel=TOL, abs=TOL)
+    assert logged["train/actor_loss"] == pytest.approx(ref_actor_loss, rel=TOL, abs=TOL)
+    for ours, ref in (
+        (model.actor, actor),
+        (model.critic, critic),
+        (model.actor_target, actor_target),
+        (model.critic_target, critic_target),
+    ):
+        for (name, param), ref_param in zip(ours.named_parameters(), ref.parameters(), strict=True):
+            assert th.allclose(param, ref_param, atol=TOL, rtol=0), name
+
+
+def test_td3_target_smoothing_and_delay_match_reference():
+    """policy_delay=2: the first step updates the critic only; target noise is drawn from torch's generator."""
+    model = DDPGPlus(
+        "MlpPolicy",
+        "Pendulum-v1",
+        learning_starts=64,
+        batch_size=64,
+        seed=5,
+        n_critics=2,
+        policy_delay=2,
+        target_policy_noise=0.2,
+        target_noise_clip=0.5,
+        policy_kwargs=dict(net_arch=[32, 32]),
+    )
+    model.learn(64)
+    np.random.seed(0)
+    batch = model.replay_buffer.sample(64)
+    model.replay_buffer.sample = lambda batch_size, env=None: batch  # type: ignore[method-assign]
+    actor_before = [p.clone() for p in model.actor.parameters()]
+    critic_target_before = [p.clone() for p in model.critic_target.parameters()]
+
+    critic, critic_target, actor_target = copy.deepcopy(model.critic), copy.deepcopy(model.critic_target), model.actor_target
+    th.manual_seed(123)
+    with th.no_grad():
+        next_actions = actor_target(batch.next_observations)
+        noise = (th.randn_like(next_actions) * 0.2).clamp(-0.5, 0.5)
+        next_actions = (next_actions + noise).clamp(-1, 1)
+        next_q = th.cat(critic_target(batch.next_observations, next_actions), dim=1).min(dim=1, keepdim=True).values
+        target = batch.rewards + (1 - batch.dones) * model.gamma * next_q
+    critic.set_training_mode(True)
+    ref_loss = sum(F.mse_loss(q, target) for q in critic(batch.observations, batch.actions)).item()
+
+    th.manual_seed(123)
+    model._current_progress_remaining = 1.0
+    model.train(gradient_steps=1, batch_size=64)
+    assert model.logger.name_to_value["train/critic_loss"] == pytest.approx(ref_loss, rel=TOL)
+    # Delayed: neither the actor nor the targets moved on the first update
+    assert all(th.equal(a, b) for a, b in zip(actor_before, model.actor.parameters(), strict=True))
+    assert all(th.equal(a, b) for a, b in zip(critic_target_before, model.critic_target.parameters(), strict=True))
