@@ -12,8 +12,9 @@ exact:
   never sampled, so a truncated episode still bootstraps from its true last observation;
 - **per-slot flags** in one byte (valid, terminated, episode end) instead of SB3's two float32 arrays.
 
-Observations and actions are torch tensors on ``storage_device`` (the model's device by default, so a GPU model
-samples without host-to-device copies); rewards and flags are small numpy arrays used to compute targets.
+Observations and actions live on ``storage_device`` (the model's device by default): numpy arrays on the CPU (the
+cheapest to write one transition at a time; samples are wrapped as tensors without a copy), torch tensors on a GPU
+(sampling makes no host-to-device copy). Rewards and flags are small numpy arrays used to compute targets.
 The buffer stores raw observations and rewards: ``VecNormalize`` is applied at sample time, as in SB3.
 """
 
@@ -113,7 +114,13 @@ class DDPGPlusReplayBuffer(ReplayBuffer):
         self._env_indices = np.arange(self.n_envs)
         self._discount_powers = self.gamma ** np.arange(1, self.n_steps + 1, dtype=np.float64)
 
-    def _zeros(self, shape: tuple[int, ...], dtype: Any) -> th.Tensor:
+    @property
+    def _on_cpu(self) -> bool:
+        return self.storage_device.type == "cpu"
+
+    def _zeros(self, shape: tuple[int, ...], dtype: Any) -> np.ndarray | th.Tensor:
+        if self._on_cpu:
+            return np.zeros(shape, dtype=dtype)
         return th.zeros(shape, dtype=_torch_dtype(np.dtype(dtype)), device=self.storage_device)
 
     # ------------------------------------------------------------------ size and memory
@@ -123,8 +130,8 @@ class DDPGPlusReplayBuffer(ReplayBuffer):
 
     def nbytes(self) -> int:
         """:return: Bytes used by the storage (observations, actions, rewards, flags)."""
-        tensors = [*self._obs.values(), *self._next_obs.values(), self._actions]
-        return int(sum(t.element_size() * t.nelement() for t in tensors) + self._rewards.nbytes + self._flags.nbytes)
+        arrays = [*self._obs.values(), *self._next_obs.values(), self._actions, self._rewards, self._flags]
+        return int(sum(a.nbytes if isinstance(a, np.ndarray) else a.element_size() * a.nelement() for a in arrays))
 
     def bytes_per_transition(self) -> float:
         """:return: Storage bytes per transition slot."""
@@ -142,9 +149,16 @@ class DDPGPlusReplayBuffer(ReplayBuffer):
         self.full = bool(self._full[0])
 
     # ------------------------------------------------------------------ writing
-    def _as_tensor(self, array: Any, key: str) -> th.Tensor:
-        shape = (self.n_envs, *get_obs_shape(self._obs_spaces[key]))
-        return th.as_tensor(np.asarray(array).reshape(shape), device=self.storage_device)
+    def _write(
+        self, store: np.ndarray | th.Tensor, env: np.ndarray, pos: np.ndarray, value: Any, key: str | None = None
+    ) -> None:
+        shape = store.shape[2:]
+        value = np.asarray(value).reshape((self.n_envs, *shape))
+        if isinstance(store, np.ndarray):
+            store[env, pos] = value
+        else:
+            index = (th.as_tensor(env, device=self.storage_device), th.as_tensor(pos, device=self.storage_device))
+            store[index] = th.as_tensor(value, device=self.storage_device).to(store.dtype)
 
     def add(
         self,
@@ -172,21 +186,15 @@ class DDPGPlusReplayBuffer(ReplayBuffer):
             terminated = done & ~truncated
         else:
             terminated = done
-        env_t = th.as_tensor(env, device=self.storage_device)
-        pos_t = th.as_tensor(pos, device=self.storage_device)
-        if self.optimize_memory_usage:
-            next_pos = (pos + 1) % self.buffer_size
-            next_pos_t = th.as_tensor(next_pos, device=self.storage_device)
+        next_pos = (pos + 1) % self.buffer_size
         for key in self._obs:
-            self._obs[key][env_t, pos_t] = self._as_tensor(obs[key] if key else obs, key)
-            next_value = self._as_tensor(next_obs[key] if key else next_obs, key)
+            self._write(self._obs[key], env, pos, obs[key] if key else obs, key)
+            next_value = next_obs[key] if key else next_obs
             if self.optimize_memory_usage:
-                self._obs[key][env_t, next_pos_t] = next_value
+                self._write(self._obs[key], env, next_pos, next_value, key)
             else:
-                self._next_obs[key][env_t, pos_t] = next_value
-        self._actions[env_t, pos_t] = th.as_tensor(
-            np.asarray(action, dtype=np.float32).reshape(self.n_envs, self.action_dim), device=self.storage_device
-        )
+                self._write(self._next_obs[key], env, pos, next_value, key)
+        self._write(self._actions, env, pos, np.asarray(action, dtype=np.float32).reshape(self.n_envs, self.action_dim))
         self._rewards[env, pos] = np.asarray(reward, dtype=np.float32).reshape(self.n_envs)
         self._flags[env, pos] = VALID | (TERMINATED * terminated) | (EPISODE_END * done)
         step = np.ones(self.n_envs, dtype=np.int64)
@@ -223,11 +231,14 @@ class DDPGPlusReplayBuffer(ReplayBuffer):
     def _sample_slots(self, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
         """Uniform over valid transitions: draw (env, slot) pairs and redraw the few that are not valid."""
         extents = np.where(self._full, self.buffer_size, self._positions)
-        if extents.max() == 0 or not (self._flags & VALID).any():
+        # (a non-empty ring always holds a valid transition: its first slot is written as one)
+        if extents.max() == 0:
             raise ValueError("Cannot sample from an empty replay buffer: add transitions first")
         max_extent = int(extents.max())
-        envs = np.random.randint(0, self.n_envs, size=batch_size)
-        slots = np.random.randint(0, max_extent, size=batch_size)
+        envs, slots = np.divmod(np.random.randint(0, self.n_envs * max_extent, size=batch_size), max_extent)
+        if not self.optimize_memory_usage:
+            # Every environment writes one slot per step: all slots below the (common) extent are valid
+            return envs, slots
         bad = ~(self._flags[envs, slots] & VALID).astype(bool) | (slots >= extents[envs])
         while bad.any():
             n_bad = int(bad.sum())
@@ -258,8 +269,11 @@ class DDPGPlusReplayBuffer(ReplayBuffer):
             alive &= ~(flags & EPISODE_END).astype(bool)
         return returns, last, discounts
 
-    def _gather(self, store: dict[str, th.Tensor], envs: th.Tensor, slots: th.Tensor) -> dict[str, th.Tensor]:
-        return {key: value[envs, slots] for key, value in store.items()}
+    def _gather(self, store: dict[str, Any], envs: np.ndarray, slots: np.ndarray) -> dict[str, th.Tensor]:
+        if self._on_cpu:
+            return {key: th.from_numpy(value[envs, slots]) for key, value in store.items()}
+        index = (th.as_tensor(envs, device=self.storage_device), th.as_tensor(slots, device=self.storage_device))
+        return {key: value[index] for key, value in store.items()}
 
     def _normalize(self, observations: dict[str, th.Tensor], env: VecNormalize | None) -> Any:
         if env is None:
@@ -301,14 +315,11 @@ class DDPGPlusReplayBuffer(ReplayBuffer):
             returns, last, discounts_np = self._n_step_targets(envs, slots)
         else:
             returns, last, discounts_np = self._rewards[envs, slots], slots, None
-        envs_t = th.as_tensor(envs, device=self.storage_device)
-        slots_t = th.as_tensor(slots, device=self.storage_device)
-        last_t = slots_t if last is slots else th.as_tensor(last, device=self.storage_device)
-        observations = self._gather(self._obs, envs_t, slots_t)
+        observations = self._gather(self._obs, envs, slots)
         if self.optimize_memory_usage:
-            next_observations = self._gather(self._obs, envs_t, (last_t + 1) % self.buffer_size)
+            next_observations = self._gather(self._obs, envs, (last + 1) % self.buffer_size)
         else:
-            next_observations = self._gather(self._next_obs, envs_t, last_t)
+            next_observations = self._gather(self._next_obs, envs, last)
         dones = ((self._flags[envs, last] & TERMINATED) != 0).astype(np.float32)
         rewards = env.normalize_reward(returns) if env is not None else returns
         device = self.device
@@ -317,7 +328,7 @@ class DDPGPlusReplayBuffer(ReplayBuffer):
         if self.storage_device != device:
             obs_out = self._to_device(obs_out)
             next_obs_out = self._to_device(next_obs_out)
-        actions = self._actions[envs_t, slots_t].to(device)
+        actions = self._gather({"": self._actions}, envs, slots)[""].to(device)
         dones_t = th.as_tensor(dones, device=device).reshape(-1, 1)
         rewards_t = th.as_tensor(np.asarray(rewards, dtype=np.float32), device=device).reshape(-1, 1)
         discounts = None

@@ -483,7 +483,10 @@ class DDPGPlus(OffPolicyAlgorithm):
         else:
             # The actor's tanh output is already the scaled action: no predict() -> unscale -> scale round trip
             assert self._last_obs is not None, "self._last_obs was not set"
-            obs_tensor = self.policy.obs_to_tensor(self._last_obs)[0]
+            if isinstance(self._last_obs, np.ndarray) and self.actor._flat_box_obs:
+                obs_tensor = th.as_tensor(self._last_obs, device=self.device)
+            else:
+                obs_tensor = self.policy.obs_to_tensor(self._last_obs)[0]
             with th.no_grad():
                 if self.param_noise is not None:
                     self._ensure_perturbed_actors(n_envs)

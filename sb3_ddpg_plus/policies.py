@@ -21,10 +21,53 @@ from stable_baselines3.common.torch_layers import (
 )
 from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
 from torch import nn
+from torch.nn import functional as F
+
+from sb3_ddpg_plus.optim import LeanAdam
 
 
 def _hidden_modules(layer_norm: bool) -> list[type[nn.Module]] | None:
     return [nn.LayerNorm] if layer_norm else None
+
+
+def mlp_forward(mlp: nn.Sequential, x: th.Tensor) -> th.Tensor:
+    """
+    Run an MLP built by ``create_mlp`` without ``nn.Module.__call__`` for its common layers: the same functions
+    (``F.linear``, ``F.layer_norm``, ...) on the same parameters, minus ~3 us of call overhead per layer, which is a
+    tenth of a small network's update. Other layers (dropout, custom ones) are called normally. Forward hooks on the
+    inner layers are not run.
+
+    :param mlp: The MLP
+    :param x: Its input
+    :return: Its output
+    """
+    for layer in mlp:
+        kind = type(layer)
+        if kind is nn.Linear:
+            x = F.linear(x, layer.weight, layer.bias)
+        elif kind is nn.ReLU:
+            x = F.relu(x)
+        elif kind is nn.Tanh:
+            x = th.tanh(x)
+        elif kind is nn.LayerNorm:
+            x = F.layer_norm(x, layer.normalized_shape, layer.weight, layer.bias, layer.eps)
+        else:
+            x = layer(x)
+    return x
+
+
+def _features(model: BaseModel, obs: PyTorchObs, features_extractor: BaseFeaturesExtractor) -> th.Tensor:
+    # Fast path for the default extractor on Box observations: preprocess_obs + FlattenExtractor is a float cast
+    # and a flatten
+    if type(features_extractor) is FlattenExtractor and isinstance(obs, th.Tensor) and model._flat_box_obs:
+        return obs.float().flatten(1)
+    return model.extract_features(obs, features_extractor)
+
+
+def _is_flat_box(observation_space: spaces.Space) -> bool:
+    from stable_baselines3.common.preprocessing import is_image_space
+
+    return isinstance(observation_space, spaces.Box) and not is_image_space(observation_space)
 
 
 class Actor(BasePolicy):
@@ -73,6 +116,7 @@ class Actor(BasePolicy):
             post_linear_modules=_hidden_modules(layer_norm),
         )
         self.mu = nn.Sequential(*actor_net)
+        self._flat_box_obs = _is_flat_box(observation_space)
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = super()._get_constructor_parameters()
@@ -88,8 +132,7 @@ class Actor(BasePolicy):
         return data
 
     def forward(self, obs: PyTorchObs) -> th.Tensor:
-        features = self.extract_features(obs, self.features_extractor)
-        return self.mu(features)
+        return mlp_forward(self.mu, _features(self, obs, self.features_extractor))
 
     def _predict(self, observation: PyTorchObs, deterministic: bool = False) -> th.Tensor:
         # The actor is deterministic: exploration noise is added by the algorithm in `_sample_action` only,
@@ -145,19 +188,20 @@ class Critic(BaseModel):
             )
             self.add_module(f"qf{idx}", q_net)
             self.q_networks.append(q_net)
+        self._flat_box_obs = _is_flat_box(observation_space)
 
     def forward(self, obs: th.Tensor, actions: th.Tensor) -> tuple[th.Tensor, ...]:
         # A shared features extractor is learned through the actor loss only (as in SB3)
         with th.set_grad_enabled(not self.share_features_extractor):
-            features = self.extract_features(obs, self.features_extractor)
+            features = _features(self, obs, self.features_extractor)
         qvalue_input = th.cat([features, actions], dim=1)
-        return tuple(q_net(qvalue_input) for q_net in self.q_networks)
+        return tuple(mlp_forward(q_net, qvalue_input) for q_net in self.q_networks)
 
     def q1_forward(self, obs: th.Tensor, actions: th.Tensor) -> th.Tensor:
         """Q-value of the first network only (the actor loss needs no more)."""
         with th.no_grad():
-            features = self.extract_features(obs, self.features_extractor)
-        return self.q_networks[0](th.cat([features, actions], dim=1))
+            features = _features(self, obs, self.features_extractor)
+        return mlp_forward(self.q_networks[0], th.cat([features, actions], dim=1))
 
 
 class DDPGPlusPolicy(BasePolicy):
@@ -257,11 +301,7 @@ class DDPGPlusPolicy(BasePolicy):
         self.actor = self.make_actor(features_extractor=None)
         self.actor_target = self.make_actor(features_extractor=None)
         self.actor_target.load_state_dict(self.actor.state_dict())
-        self.actor.optimizer = self.optimizer_class(
-            self.actor.parameters(),
-            lr=lr_schedule(1),  # type: ignore[call-arg]
-            **self._optimizer_kwargs_with_defaults(),
-        )
+        self.actor.optimizer = self._make_optimizer(self.actor.parameters(), lr=lr_schedule(1))
 
         if self.share_features_extractor:
             self.critic = self.make_critic(features_extractor=self.actor.features_extractor)
@@ -270,25 +310,22 @@ class DDPGPlusPolicy(BasePolicy):
             self.critic = self.make_critic(features_extractor=None)
             self.critic_target = self.make_critic(features_extractor=None)
         self.critic_target.load_state_dict(self.critic.state_dict())
-        self.critic.optimizer = self.optimizer_class(
-            self._critic_param_groups(),
-            lr=lr_schedule(1),  # type: ignore[call-arg]
-            **self._optimizer_kwargs_with_defaults(),
-        )
+        self.critic.optimizer = self._make_optimizer(self._critic_param_groups(), lr=lr_schedule(1))
         # Target networks are only evaluated
         self.actor_target.set_training_mode(False)
         self.critic_target.set_training_mode(False)
 
-    def _optimizer_kwargs_with_defaults(self) -> dict[str, Any]:
+    def _make_optimizer(self, params: Any, lr: float) -> th.optim.Optimizer:
         """
-        The optimizer's keyword arguments, with PyTorch's fused Adam implementation when the user chose none: the
-        same update rule in one kernel instead of one per tensor (3x faster optimizer steps on CPU).
+        The configured optimizer. Plain Adam (the default, with no ``fused``/``foreach`` choice) becomes
+        :class:`~sb3_ddpg_plus.optim.LeanAdam`: the same update with PyTorch's fused kernel and a cached step, 3x
+        cheaper per step for small networks. It is a subclass of ``th.optim.Adam`` with the same ``state_dict``.
         """
         kwargs = dict(self.optimizer_kwargs)
-        if self.optimizer_class in (th.optim.Adam, th.optim.AdamW) and not {"fused", "foreach"} & set(kwargs):
-            if self.device.type in ("cpu", "cuda"):
-                kwargs["fused"] = True
-        return kwargs
+        optimizer_class = self.optimizer_class
+        if optimizer_class is th.optim.Adam and not {"fused", "foreach"} & set(kwargs) and self.device.type in ("cpu", "cuda"):
+            optimizer_class = LeanAdam
+        return optimizer_class(params, lr=lr, **kwargs)  # type: ignore[call-arg]
 
     def _critic_param_groups(self) -> list[dict[str, Any]]:
         """Critic parameters, with weight decay on Linear/Conv weights only when ``critic_weight_decay > 0``."""

@@ -29,7 +29,7 @@ def test_same_seed_same_parameters(n_envs, options):
     first, second = train(n_envs, options), train(n_envs, options)
     for (name, a), b in zip(first.policy.state_dict().items(), second.policy.state_dict().values(), strict=True):
         assert th.equal(a, b), name
-    np.testing.assert_array_equal(first.replay_buffer._actions.numpy(), second.replay_buffer._actions.numpy())
+    np.testing.assert_array_equal(first.replay_buffer._actions, second.replay_buffer._actions)
 
 
 def test_different_seed_different_parameters():

@@ -125,7 +125,7 @@ def test_run_images_cnn(share_features_extractor):
         seed=0,
     )
     model.learn(60)
-    assert model.replay_buffer._obs[""].dtype.is_floating_point is False  # images stay uint8 in the buffer
+    assert model.replay_buffer._obs[""].dtype == np.uint8  # images stay uint8 in the buffer
 
 
 def test_run_progress_bar_and_callback():

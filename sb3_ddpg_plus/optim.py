@@ -1,0 +1,98 @@
+"""
+``LeanAdam``: PyTorch's fused Adam with less per-step Python overhead.
+
+``th.optim.Adam(fused=True)`` spends more time preparing a step (hooks, profiler markers, regrouping tensors by
+device and dtype, re-reading the state) than in the fused kernel itself for small networks: ~120 us against ~30 us
+on one CPU core, twice per DDPG update. ``LeanAdam`` keeps the tensor lists of each parameter group between steps and
+calls the same fused kernel directly. Same update, same state (``state_dict`` is Adam's); any situation outside the
+fast path (closure, AMSGrad, missing gradients, hooks, ...) falls back to ``Adam.step``.
+"""
+
+from typing import Any
+
+import torch as th
+
+
+class LeanAdam(th.optim.Adam):
+    """
+    Adam with ``fused=True`` and a cached fast path for ``step()``. Takes ``th.optim.Adam``'s arguments.
+    """
+
+    def __init__(self, params: Any, **kwargs: Any) -> None:
+        kwargs["fused"] = True
+        super().__init__(params, **kwargs)
+        self._lean_groups: list[tuple[dict[str, Any], list[th.Tensor], list[th.Tensor], list[th.Tensor], list[th.Tensor]]] = []
+
+    def _fast_path_ok(self) -> bool:
+        if self._optimizer_step_pre_hooks or self._optimizer_step_post_hooks:
+            return False
+        return all(
+            not group["amsgrad"] and not group["capturable"] and not group["differentiable"] and not group["maximize"]
+            for group in self.param_groups
+        )
+
+    def _build_cache(self) -> bool:
+        self._lean_groups = []
+        for group in self.param_groups:
+            params = [p for p in group["params"] if p.requires_grad]
+            if not all(p in self.state and "step" in self.state[p] for p in params):
+                return False
+            states = [self.state[p] for p in params]
+            self._lean_groups.append(
+                (
+                    group,
+                    params,
+                    [s["exp_avg"] for s in states],
+                    [s["exp_avg_sq"] for s in states],
+                    [s["step"] for s in states],
+                )
+            )
+        return True
+
+    @th.no_grad()
+    def step(self, closure: Any = None) -> Any:  # type: ignore[override]
+        if closure is not None or not self._fast_path_ok():
+            self._lean_groups = []
+            return super().step(closure)
+        if not self._lean_groups and not self._build_cache():
+            # First step (state not created yet): Adam creates it, the next step uses the cache
+            self._lean_groups = []
+            return super().step()
+        for group, params, exp_avgs, exp_avg_sqs, steps in self._lean_groups:
+            grads = [p.grad for p in params]
+            if any(grad is None for grad in grads):
+                self._lean_groups = []
+                return super().step()
+            th._foreach_add_(steps, 1)
+            beta1, beta2 = group["betas"]
+            th._fused_adam_(
+                params,
+                grads,
+                exp_avgs,
+                exp_avg_sqs,
+                [],
+                steps,
+                amsgrad=False,
+                lr=float(group["lr"]),
+                beta1=float(beta1),
+                beta2=float(beta2),
+                weight_decay=group["weight_decay"],
+                eps=group["eps"],
+                maximize=False,
+                grad_scale=None,
+                found_inf=None,
+            )
+        return None
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        # The state tensors are replaced: forget the cached lists
+        self._lean_groups = []
+        super().load_state_dict(state_dict)
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        self._lean_groups = []
+        super().add_param_group(param_group)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        self._lean_groups = []
