@@ -18,6 +18,7 @@ from torch.nn import functional as F
 
 from sb3_ddpg_plus.buffers import DDPGPlusReplayBuffer
 from sb3_ddpg_plus.noise import ScheduledActionNoise, current_sigma, make_action_noise
+from sb3_ddpg_plus.optim import LeanAdam
 from sb3_ddpg_plus.param_noise import (
     AdaptiveParamNoiseSpec,
     action_distance,
@@ -378,7 +379,7 @@ class DDPGPlus(OffPolicyAlgorithm):
 
             self.critic.optimizer.zero_grad(set_to_none=True)
             critic_loss.backward()
-            self.critic.optimizer.step()
+            _optimizer_step(self.critic.optimizer)
 
             if self._n_updates % self.policy_delay == 0:
                 # The critic is frozen during the actor's backward pass: its gradients would be thrown away
@@ -391,7 +392,7 @@ class DDPGPlus(OffPolicyAlgorithm):
                     param.requires_grad_(True)
                 if self.check_numerics:
                     self._check_finite("actor_loss", actor_loss)
-                self.actor.optimizer.step()
+                _optimizer_step(self.actor.optimizer)
                 actor_loss_sum += actor_loss.detach()
                 n_actor_updates += 1
                 self._update_targets()
@@ -617,6 +618,14 @@ class DDPGPlus(OffPolicyAlgorithm):
     def _get_torch_save_params(self) -> tuple[list[str], list[str]]:
         state_dicts = ["policy", "actor.optimizer", "critic.optimizer"]
         return state_dicts, []
+
+
+def _optimizer_step(optimizer: th.optim.Optimizer) -> None:
+    # LeanAdam skips the per-call wrapper when no hook needs it; any other optimizer steps normally
+    if isinstance(optimizer, LeanAdam):
+        optimizer.lean_step()
+    else:
+        optimizer.step()
 
 
 def _slice_samples(data: Any, start: int, length: int) -> Any:

@@ -8,9 +8,13 @@ calls the same fused kernel directly. Same update, same state (``state_dict`` is
 fast path (closure, AMSGrad, missing gradients, hooks, ...) falls back to ``Adam.step``.
 """
 
+import inspect
 from typing import Any
 
 import torch as th
+
+# Adam's own update, without the wrapper that runs hooks (our `step` is wrapped already)
+_adam_step = inspect.unwrap(th.optim.Adam.step)
 
 
 class LeanAdam(th.optim.Adam):
@@ -23,9 +27,17 @@ class LeanAdam(th.optim.Adam):
         super().__init__(params, **kwargs)
         self._lean_groups: list[tuple[dict[str, Any], list[th.Tensor], list[th.Tensor], list[th.Tensor], list[th.Tensor]]] = []
 
+    def _has_hooks(self) -> bool:
+        from torch.optim.optimizer import _global_optimizer_post_hooks, _global_optimizer_pre_hooks
+
+        return bool(
+            self._optimizer_step_pre_hooks
+            or self._optimizer_step_post_hooks
+            or _global_optimizer_pre_hooks
+            or _global_optimizer_post_hooks
+        )
+
     def _fast_path_ok(self) -> bool:
-        if self._optimizer_step_pre_hooks or self._optimizer_step_post_hooks:
-            return False
         return all(
             not group["amsgrad"] and not group["capturable"] and not group["differentiable"] and not group["maximize"]
             for group in self.param_groups
@@ -51,18 +63,36 @@ class LeanAdam(th.optim.Adam):
 
     @th.no_grad()
     def step(self, closure: Any = None) -> Any:  # type: ignore[override]
-        if closure is not None or not self._fast_path_ok():
+        # (torch wraps this method to run the optimizer hooks around it)
+        if closure is not None:
             self._lean_groups = []
-            return super().step(closure)
-        if not self._lean_groups and not self._build_cache():
-            # First step (state not created yet): Adam creates it, the next step uses the cache
+            return _adam_step(self, closure)
+        self._step_impl()
+        return None
+
+    def lean_step(self) -> None:
+        """
+        ``step()`` without the wrapper that ``Optimizer`` puts around it (a profiler marker and hooks) when no hook
+        is registered: call this in hot loops.
+        """
+        if self._has_hooks():
+            self.step()
+        else:
+            with th.no_grad():
+                self._step_impl()
+
+    def _step_impl(self) -> None:
+        if not self._fast_path_ok() or (not self._lean_groups and not self._build_cache()):
+            # Unusual options, or the first step (Adam creates the state; later steps use the cache)
             self._lean_groups = []
-            return super().step()
+            _adam_step(self)
+            return
         for group, params, exp_avgs, exp_avg_sqs, steps in self._lean_groups:
             grads = [p.grad for p in params]
             if any(grad is None for grad in grads):
                 self._lean_groups = []
-                return super().step()
+                _adam_step(self)
+                return
             th._foreach_add_(steps, 1)
             beta1, beta2 = group["betas"]
             th._fused_adam_(
@@ -82,7 +112,15 @@ class LeanAdam(th.optim.Adam):
                 grad_scale=None,
                 found_inf=None,
             )
-        return None
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        if set_to_none and not th.autograd._profiler_enabled():
+            # Optimizer.zero_grad(set_to_none=True) without its profiler marker
+            for group in self.param_groups:
+                for param in group["params"]:
+                    param.grad = None
+            return
+        super().zero_grad(set_to_none)
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         # The state tensors are replaced: forget the cached lists
