@@ -1,6 +1,10 @@
 """DDPGPlus: a drop-in replacement for SB3's DDPG with parameter noise, layer norm, TD3 options and speed."""
 
-from collections.abc import Mapping
+import io
+import pathlib
+import pickle
+import zipfile
+from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar, TypeVar
 
 import numpy as np
@@ -17,6 +21,7 @@ from stable_baselines3.her.her_replay_buffer import HerReplayBuffer
 from torch.nn import functional as F
 
 from sb3_ddpg_plus.buffers import DDPGPlusReplayBuffer
+from sb3_ddpg_plus.checkpoints import atomic_write, capture_rng_states, load_latest_checkpoint, restore_rng_states
 from sb3_ddpg_plus.noise import ScheduledActionNoise, current_sigma, make_action_noise
 from sb3_ddpg_plus.optim import LeanAdam
 from sb3_ddpg_plus.param_noise import (
@@ -593,6 +598,99 @@ class DDPGPlus(OffPolicyAlgorithm):
         )
 
     # ------------------------------------------------------------------ saving
+    def save(
+        self,
+        path: "str | pathlib.Path | io.BufferedIOBase",
+        exclude: Iterable[str] | None = None,
+        include: Iterable[str] | None = None,
+    ) -> None:
+        """
+        Save all the attributes of the object and the model parameters in a zip-file, as SB3 does, plus the state
+        of the global random generators (so a reloaded checkpoint continues the same random sequences). A path is
+        written atomically: a temporary file renamed over it, so a crash mid-save leaves the previous file intact.
+
+        :param path: Path to the file (or a file-like object) where the agent should be saved
+        :param exclude: Names of parameters that should be excluded in addition to the default ones
+        :param include: Names of parameters that might be excluded but should be included anyway
+        """
+        self._rng_states = capture_rng_states(getattr(self, "action_space", None))
+        try:
+            if isinstance(path, io.BufferedIOBase):
+                super().save(path, exclude, include)
+            else:
+                atomic_write(path, lambda tmp: OffPolicyAlgorithm.save(self, tmp, exclude, include), "zip")
+        finally:
+            del self._rng_states
+
+    @classmethod
+    def load(  # type: ignore[override]
+        cls: type[SelfDDPGPlus],
+        path: "str | pathlib.Path | io.BufferedIOBase",
+        env: GymEnv | None = None,
+        device: th.device | str = "auto",
+        custom_objects: dict[str, Any] | None = None,
+        print_system_info: bool = False,
+        force_reset: bool = True,
+        **kwargs: Any,
+    ) -> SelfDDPGPlus:
+        """
+        Load a model saved with ``save`` (see SB3's ``BaseAlgorithm.load``). The random generators are restored to
+        their state at save time. A missing file raises ``FileNotFoundError``; a truncated or foreign file raises
+        ``ValueError`` naming it.
+
+        **Loading unpickles code: only load files you trust.**
+        """
+        try:
+            model = super().load(path, env, device, custom_objects, print_system_info, force_reset, **kwargs)
+        except FileNotFoundError:
+            raise
+        except (zipfile.BadZipFile, EOFError, pickle.UnpicklingError, KeyError, RuntimeError) as error:
+            raise ValueError(f"Cannot load a DDPGPlus model from {path}: truncated or not a model zip ({error})") from error
+        states = model.__dict__.pop("_rng_states", None)
+        if states is not None:
+            restore_rng_states(states, getattr(model, "action_space", None))
+        return model
+
+    def save_replay_buffer(self, path: "str | pathlib.Path | io.BufferedIOBase") -> None:
+        """
+        Save the replay buffer as a pickle file, atomically when ``path`` is a path.
+
+        :param path: Where to save it
+        """
+        if isinstance(path, io.BufferedIOBase):
+            super().save_replay_buffer(path)
+        else:
+            atomic_write(path, lambda tmp: OffPolicyAlgorithm.save_replay_buffer(self, tmp), "pkl")
+
+    def load_replay_buffer(self, path: "str | pathlib.Path | io.BufferedIOBase", truncate_last_traj: bool = True) -> None:
+        """
+        Load a replay buffer saved with ``save_replay_buffer``. **Loading unpickles code: only load files you trust.**
+
+        :param path: The file
+        :param truncate_last_traj: See SB3 (``HerReplayBuffer`` only)
+        """
+        try:
+            super().load_replay_buffer(path, truncate_last_traj)
+        except FileNotFoundError:
+            raise
+        except (EOFError, pickle.UnpicklingError, AssertionError, AttributeError, ValueError) as error:
+            raise ValueError(f"Cannot load a replay buffer from {path}: truncated or not a replay buffer ({error})") from error
+
+    @classmethod
+    def load_latest_checkpoint(
+        cls: type[SelfDDPGPlus], save_path: "str | pathlib.Path", env: GymEnv | None = None, **kwargs: Any
+    ) -> SelfDDPGPlus:
+        """
+        Resume from the latest checkpoint written by :class:`~sb3_ddpg_plus.checkpoints.KeepLastCheckpointCallback`:
+        model, replay buffer and VecNormalize statistics. Continue with ``learn(..., reset_num_timesteps=False)``.
+
+        :param save_path: Folder of the checkpoints
+        :param env: Environment to continue on
+        :param kwargs: Passed to ``load``
+        :return: The model
+        """
+        return load_latest_checkpoint(cls, save_path, env, **kwargs)
+
     def _excluded_save_params(self) -> list[str]:
         return [
             *super()._excluded_save_params(),
