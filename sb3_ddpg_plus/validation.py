@@ -48,7 +48,9 @@ def check_float(name: str, value: Any, low: float, high: float, low_open: bool =
         raise ValueError(f"`{name}` must be in {interval}, got {value}")
 
 
-def check_learning_rate(name: str, value: float | Callable[[float], float] | None) -> None:
+def check_learning_rate(name: str, value: float | Callable[[float], float] | None, optional: bool = True) -> None:
+    if value is None and not optional:
+        raise TypeError(f"`{name}` must be a number or a schedule (callable), got None")
     if value is None or callable(value):
         return
     check_float(name, value, 0.0, math.inf, low_open=True, high_open=True)
@@ -83,7 +85,7 @@ def check_hyperparameters(
     param_noise_adaption_interval: Any,
 ) -> None:
     """Validate DDPGPlus's constructor arguments (see :class:`~sb3_ddpg_plus.DDPGPlus` for their meaning)."""
-    check_learning_rate("learning_rate", learning_rate)
+    check_learning_rate("learning_rate", learning_rate, optional=False)
     check_learning_rate("actor_learning_rate", actor_learning_rate)
     check_learning_rate("critic_learning_rate", critic_learning_rate)
     check_int("buffer_size", buffer_size, 1)

@@ -13,26 +13,48 @@ numbers = st.one_of(
 )
 values = st.one_of(numbers, st.none(), st.text(max_size=5), st.booleans(), st.lists(st.integers(-2, 3), max_size=3))
 
-ARGUMENTS = {
-    "learning_rate": values,
-    "actor_learning_rate": values,
-    "critic_learning_rate": values,
-    "buffer_size": values,
-    "learning_starts": values,
-    "batch_size": values,
-    "tau": values,
-    "gamma": values,
-    "train_freq": st.one_of(values, st.tuples(st.integers(-1, 3), st.sampled_from(["step", "episode", "hour"]))),
-    "gradient_steps": values,
-    "n_steps": values,
-    "critic_weight_decay": values,
-    "n_critics": values,
-    "policy_delay": values,
-    "target_policy_noise": values,
-    "target_noise_clip": values,
-    "param_noise_adaption_interval": values,
+positive = st.floats(min_value=1e-5, max_value=1e-2)
+unit = st.floats(min_value=0.0, max_value=1.0)
+small_int = st.integers(min_value=1, max_value=8)
+
+# each argument: mostly legal values, sometimes anything (wrong types, NaN, inf, negatives, strings, ...)
+VALID = {
+    "learning_rate": positive,
+    "actor_learning_rate": st.one_of(st.none(), positive),
+    "critic_learning_rate": st.one_of(st.none(), positive),
+    "buffer_size": st.integers(1, 64),
+    "learning_starts": st.integers(0, 30),
+    "batch_size": st.integers(1, 32),
+    "tau": st.floats(min_value=1e-3, max_value=1.0),
+    "gamma": unit,
+    "train_freq": st.one_of(small_int, st.tuples(small_int, st.sampled_from(["step", "episode"]))),
+    "gradient_steps": st.integers(-1, 4),
+    "n_steps": small_int,
+    "critic_weight_decay": st.floats(min_value=0.0, max_value=0.1),
+    "n_critics": st.integers(1, 3),
+    "policy_delay": small_int,
+    "target_policy_noise": st.floats(min_value=0.0, max_value=0.5),
+    "target_noise_clip": st.floats(min_value=0.0, max_value=0.5),
+    "param_noise_adaption_interval": small_int,
     "action_noise": st.one_of(
         st.none(),
+        st.fixed_dictionaries(
+            {"type": st.sampled_from(["normal", "ou"]), "sigma": st.floats(min_value=0.0, max_value=1.0)},
+            optional={"schedule": st.fixed_dictionaries({"type": st.just("exponential"), "decay": st.floats(0.5, 1.0)})},
+        ),
+    ),
+    "param_noise": st.one_of(
+        st.none(),
+        st.fixed_dictionaries(
+            {}, optional={"initial_stddev": st.floats(0.01, 1.0), "desired_action_stddev": st.floats(0.01, 1.0)}
+        ),
+    ),
+}
+ANYTHING = {
+    **{key: values for key in VALID},
+    "train_freq": st.one_of(values, st.tuples(st.integers(-1, 3), st.sampled_from(["step", "episode", "hour"]))),
+    "action_noise": st.one_of(
+        values,
         st.fixed_dictionaries(
             {"type": st.sampled_from(["normal", "ou", "none", "pink"]), "sigma": numbers},
             optional={
@@ -44,16 +66,23 @@ ARGUMENTS = {
                 ),
             },
         ),
-        values,
     ),
     "param_noise": st.one_of(
-        st.none(),
+        values,
         st.fixed_dictionaries(
             {}, optional={"initial_stddev": numbers, "desired_action_stddev": numbers, "adoption_coefficient": numbers}
         ),
-        values,
     ),
 }
+
+
+@st.composite
+def one_argument_anything(draw):
+    """Legal values everywhere but for one argument, which may be anything."""
+    kwargs = draw(st.fixed_dictionaries({}, optional=VALID))
+    key = draw(st.sampled_from(sorted(ANYTHING)))
+    kwargs[key] = draw(ANYTHING[key])
+    return kwargs
 
 
 def _small(kwargs):
@@ -65,8 +94,16 @@ def _small(kwargs):
     return kwargs
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.fixed_dictionaries({}, optional=ARGUMENTS))
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.fixed_dictionaries({}, optional=VALID))
+def test_legal_arguments_train(kwargs):
+    model = DDPGPlus("MlpPolicy", "Pendulum-v1", policy_kwargs=dict(net_arch=[8]), **_small(kwargs))
+    model.learn(40)
+    assert model.num_timesteps >= 40
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(one_argument_anything())
 def test_random_arguments_train_or_fail_clearly(kwargs):
     kwargs = _small(kwargs)
     try:
