@@ -399,89 +399,17 @@ MlpPolicy = DDPGPlusPolicy
 
 class CnnPolicy(DDPGPlusPolicy):
     """
-    DDPGPlus policy for image observations (NatureCNN features extractor by default).
-    Same parameters as :class:`DDPGPlusPolicy`.
+    DDPGPlus policy for image observations: :class:`DDPGPlusPolicy` with the NatureCNN features extractor by default.
     """
 
-    def __init__(
-        self,
-        observation_space: spaces.Space,
-        action_space: spaces.Box,
-        lr_schedule: Schedule,
-        net_arch: list[int] | dict[str, list[int]] | None = None,
-        activation_fn: type[nn.Module] = nn.ReLU,
-        features_extractor_class: type[BaseFeaturesExtractor] = NatureCNN,
-        features_extractor_kwargs: dict[str, Any] | None = None,
-        normalize_images: bool = True,
-        optimizer_class: type[th.optim.Optimizer] = th.optim.Adam,
-        optimizer_kwargs: dict[str, Any] | None = None,
-        n_critics: int = 1,
-        share_features_extractor: bool = False,
-        actor_layer_norm: bool = False,
-        critic_layer_norm: bool = False,
-        layer_norm: bool | None = None,
-        critic_weight_decay: float = 0.0,
-    ):
-        super().__init__(
-            observation_space,
-            action_space,
-            lr_schedule,
-            net_arch=net_arch,
-            activation_fn=activation_fn,
-            features_extractor_class=features_extractor_class,
-            features_extractor_kwargs=features_extractor_kwargs,
-            normalize_images=normalize_images,
-            optimizer_class=optimizer_class,
-            optimizer_kwargs=optimizer_kwargs,
-            n_critics=n_critics,
-            share_features_extractor=share_features_extractor,
-            actor_layer_norm=actor_layer_norm,
-            critic_layer_norm=critic_layer_norm,
-            layer_norm=layer_norm,
-            critic_weight_decay=critic_weight_decay,
-        )
+    def __init__(self, *args: Any, features_extractor_class: type[BaseFeaturesExtractor] = NatureCNN, **kwargs: Any):
+        super().__init__(*args, features_extractor_class=features_extractor_class, **kwargs)
 
 
 class MultiInputPolicy(DDPGPlusPolicy):
     """
-    DDPGPlus policy for Dict observation spaces (CombinedExtractor by default).
-    Same parameters as :class:`DDPGPlusPolicy`.
+    DDPGPlus policy for Dict observation spaces: :class:`DDPGPlusPolicy` with the CombinedExtractor by default.
     """
 
-    def __init__(
-        self,
-        observation_space: spaces.Dict,
-        action_space: spaces.Box,
-        lr_schedule: Schedule,
-        net_arch: list[int] | dict[str, list[int]] | None = None,
-        activation_fn: type[nn.Module] = nn.ReLU,
-        features_extractor_class: type[BaseFeaturesExtractor] = CombinedExtractor,
-        features_extractor_kwargs: dict[str, Any] | None = None,
-        normalize_images: bool = True,
-        optimizer_class: type[th.optim.Optimizer] = th.optim.Adam,
-        optimizer_kwargs: dict[str, Any] | None = None,
-        n_critics: int = 1,
-        share_features_extractor: bool = False,
-        actor_layer_norm: bool = False,
-        critic_layer_norm: bool = False,
-        layer_norm: bool | None = None,
-        critic_weight_decay: float = 0.0,
-    ):
-        super().__init__(
-            observation_space,
-            action_space,
-            lr_schedule,
-            net_arch=net_arch,
-            activation_fn=activation_fn,
-            features_extractor_class=features_extractor_class,
-            features_extractor_kwargs=features_extractor_kwargs,
-            normalize_images=normalize_images,
-            optimizer_class=optimizer_class,
-            optimizer_kwargs=optimizer_kwargs,
-            n_critics=n_critics,
-            share_features_extractor=share_features_extractor,
-            actor_layer_norm=actor_layer_norm,
-            critic_layer_norm=critic_layer_norm,
-            layer_norm=layer_norm,
-            critic_weight_decay=critic_weight_decay,
-        )
+    def __init__(self, *args: Any, features_extractor_class: type[BaseFeaturesExtractor] = CombinedExtractor, **kwargs: Any):
+        super().__init__(*args, features_extractor_class=features_extractor_class, **kwargs)
