@@ -142,7 +142,7 @@ def test_run_progress_bar_and_callback():
 
     callback = CountSteps()
     model = DDPGPlus("MlpPolicy", "Pendulum-v1", seed=0, **FAST)
-    model.learn(500, callback=callback)
+    model.learn(500, callback=callback, progress_bar=True)
     assert callback.calls == 80
     assert model.num_timesteps == 80
 
