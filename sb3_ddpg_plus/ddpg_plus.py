@@ -37,6 +37,9 @@ from sb3_ddpg_plus.validation import check_action_space, check_hyperparameters
 
 SelfDDPGPlus = TypeVar("SelfDDPGPlus", bound="DDPGPlus")
 
+# Largest replay sample drawn at once in train() (several gradient steps share one sample up to this size)
+SAMPLE_CHUNK_BYTES = 32 * 1024 * 1024
+
 
 class DDPGPlus(OffPolicyAlgorithm):
     """
@@ -350,12 +353,18 @@ class DDPGPlus(OffPolicyAlgorithm):
         actor_loss_sum = th.zeros((), device=self.device)
         mean_q_sum = th.zeros((), device=self.device)
         n_actor_updates = 0
-        # One sample for all gradient steps of this call: the buffer does not change during train()
-        all_data = self.replay_buffer.sample(batch_size * gradient_steps, env=self._vec_normalize_env)  # type: ignore[union-attr]
+        # Few large samples instead of one per gradient step (the buffer does not change during train()); the
+        # chunks are capped in bytes so that image observations stay small
+        steps_per_sample = max(1, min(gradient_steps, SAMPLE_CHUNK_BYTES // max(1, batch_size * self._sample_bytes())))
+        chunk = None
 
         for step in range(gradient_steps):
             self._n_updates += 1
-            replay_data = all_data if gradient_steps == 1 else _slice_samples(all_data, step * batch_size, batch_size)
+            if step % steps_per_sample == 0:
+                n_steps_in_chunk = min(steps_per_sample, gradient_steps - step)
+                chunk = self.replay_buffer.sample(batch_size * n_steps_in_chunk, env=self._vec_normalize_env)  # type: ignore[union-attr]
+            offset = (step % steps_per_sample) * batch_size
+            replay_data = chunk if steps_per_sample == 1 else _slice_samples(chunk, offset, batch_size)
             # For n-step replay, discount factor is gamma**n_steps (when no early termination)
             discounts = replay_data.discounts if replay_data.discounts is not None else self.gamma
 
@@ -411,6 +420,16 @@ class DDPGPlus(OffPolicyAlgorithm):
             self.logger.record("train/actor_loss", float(losses[1]) / n_actor_updates)
         self.logger.record("train/critic_loss", float(losses[0]) / gradient_steps)
         self.logger.record("train/mean_q", float(losses[2]) / gradient_steps)
+
+    def _sample_bytes(self) -> int:
+        """Bytes of one sampled transition (observation and next observation dominate)."""
+        spaces_ = (
+            self.observation_space.spaces.values()
+            if isinstance(self.observation_space, spaces.Dict)
+            else [self.observation_space]
+        )
+        obs_bytes = sum(int(np.prod(space.shape)) * 4 for space in spaces_)  # sampled as float32 at most
+        return 2 * obs_bytes + 4 * int(np.prod(self.action_space.shape)) + 16
 
     @th.no_grad()
     def _update_targets(self) -> None:

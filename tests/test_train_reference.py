@@ -128,3 +128,27 @@ def test_td3_target_smoothing_and_delay_match_reference():
     # Delayed: neither the actor nor the targets moved on the first update
     assert all(th.equal(a, b) for a, b in zip(actor_before, model.actor.parameters(), strict=True))
     assert all(th.equal(a, b) for a, b in zip(critic_target_before, model.critic_target.parameters(), strict=True))
+
+
+def test_sample_chunking_does_not_change_training(monkeypatch):
+    """Several gradient steps per train() share one replay sample; its size cap changes nothing but memory."""
+    import sb3_ddpg_plus.ddpg_plus as ddpg_plus_module
+
+    def trained(chunk_bytes):
+        monkeypatch.setattr(ddpg_plus_module, "SAMPLE_CHUNK_BYTES", chunk_bytes)
+        model = DDPGPlus(
+            "MlpPolicy",
+            "Pendulum-v1",
+            learning_starts=64,
+            batch_size=32,
+            train_freq=4,
+            gradient_steps=4,
+            seed=1,
+            policy_kwargs=dict(net_arch=[16]),
+        )
+        model.learn(200)
+        return model
+
+    one_sample, per_step = trained(1 << 30), trained(1)
+    for a, b in zip(one_sample.policy.parameters(), per_step.policy.parameters(), strict=True):
+        assert th.equal(a, b)
