@@ -1,0 +1,133 @@
+"""
+The objective: train a sampled configuration on every (environment, seed) run of the study and return the mean
+normalised score.
+
+Intermediate values are reported on a fixed grid of global steps (``run_index * budget + timesteps``) so that
+Optuna's median pruner compares trials at the same point of the same run. Three things differ from rl-zoo3
+(research/optuna.md §2, §5):
+
+* nothing is reported while a run is still in its random warm-up (``timesteps < learning_starts``), and pruning
+  waits another ``prune_warmup * budget`` timesteps, so off-policy trials are not killed before they learn (and the
+  final evaluation never prunes: a fully trained trial completes with its true value);
+* a running score below ``floor`` after warm-up prunes the trial as diverged, without waiting for the median;
+* a NaN/inf evaluation or a ``FloatingPointError`` (``check_numerics=True``) prunes instead of failing, so the
+  sampler learns to avoid the region (Optuna's TPE ignores FAIL trials but uses PRUNED ones).
+"""
+
+import logging
+import math
+from typing import NoReturn
+
+import numpy as np
+import optuna
+
+from tuning.config import StudyConfig
+from tuning.scoring import ReferenceScore
+from tuning.search_space import sample_hyperparams
+from tuning.training import train_and_evaluate
+
+logger = logging.getLogger(__name__)
+
+# Exceptions that mean "this configuration does not train" rather than "the worker is broken".
+_UNTRAINABLE = (FloatingPointError, ValueError, AssertionError)
+
+
+def trial_seeds(trial_number: int, seeds_per_trial: int) -> list[int]:
+    """
+    Training seeds of a trial: distinct across trials (trial numbers are unique in a study, whatever the worker)
+    and reproducible from the trial number alone.
+
+    :param trial_number: ``trial.number``
+    :param seeds_per_trial: seeds per environment
+    :return: the seeds
+    """
+    return [trial_number * seeds_per_trial + index for index in range(seeds_per_trial)]
+
+
+class Objective:
+    """
+    Callable passed to ``study.optimize``.
+
+    :param config: what the study measures
+    :param sampler_seed: this worker's sampler seed (recorded on each trial)
+    :param worker: a label of this worker (host:pid), recorded on each trial
+    :param check_numerics: ask ``DDPGPlus`` to raise ``FloatingPointError`` on NaN/inf in training
+    """
+
+    def __init__(self, config: StudyConfig, sampler_seed: int | None = None, worker: str = "", check_numerics: bool = True):
+        self.config = config
+        self.sampler_seed = sampler_seed
+        self.worker = worker
+        self.check_numerics = check_numerics
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        config = self.config
+        hyperparams = sample_hyperparams(trial, budget=config.budget, net_archs=config.net_archs)
+        seeds = trial_seeds(trial.number, config.seeds_per_trial)
+        trial.set_user_attr("hyperparams", hyperparams)
+        trial.set_user_attr("seeds", seeds)
+        trial.set_user_attr("worker", self.worker)
+        if self.sampler_seed is not None:
+            trial.set_user_attr("sampler_seed", self.sampler_seed)
+
+        learning_starts = int(hyperparams["learning_starts"])
+        prune_after = learning_starts + int(config.prune_warmup * config.budget)
+        finished: list[float] = []
+        # One list per env, in the order of ``seeds`` (one user attribute per env keeps trials.csv narrow).
+        returns: dict[str, list[float]] = {env_id: [] for env_id in config.env_ids}
+        best_evals: dict[str, list[float]] = {env_id: [] for env_id in config.env_ids}
+        runs = [(env_id, seed) for env_id in config.env_ids for seed in seeds]
+        for run_index, (env_id, seed) in enumerate(runs):
+            reference = config.reference(env_id)
+
+            def on_eval(
+                timesteps: int,
+                mean_return: float,
+                run_index: int = run_index,
+                env_id: str = env_id,
+                reference: ReferenceScore = reference,
+            ) -> None:
+                # Loop variables bound as defaults: the hook runs inside this iteration only, but explicit is safer.
+                if not math.isfinite(mean_return):
+                    self._prune(trial, f"non-finite evaluation on {env_id}")
+                if timesteps < learning_starts:
+                    return
+                running = float(np.mean([*finished, reference.normalise(mean_return)]))
+                trial.report(running, step=run_index * config.budget + timesteps)
+                # Nothing to save by pruning at the very last evaluation: let the trial complete with its true value.
+                if timesteps < prune_after or (run_index == len(runs) - 1 and timesteps >= config.budget):
+                    return
+                if running < config.floor:
+                    self._prune(trial, f"diverged: running score {running:.3f} < floor {config.floor} on {env_id}")
+                if trial.should_prune():
+                    self._prune(trial, f"median pruner at {env_id} step {timesteps}")
+
+            try:
+                result = train_and_evaluate(
+                    hyperparams,
+                    env_id,
+                    seed,
+                    budget=config.budget,
+                    eval_freq=config.eval_freq,
+                    n_eval_episodes=config.eval_episodes,
+                    hook=on_eval,
+                    model_overrides={"check_numerics": True} if self.check_numerics else None,
+                )
+            except _UNTRAINABLE as error:
+                self._prune(trial, f"{type(error).__name__} on {env_id}: {error}", cause=error)
+            raw = result.final_score(config.score_window, after=learning_starts)
+            if not math.isfinite(raw):
+                self._prune(trial, f"non-finite score on {env_id}")
+            score = reference.normalise(raw)
+            returns[env_id].append(raw)
+            best_evals[env_id].append(max(result.mean_returns))
+            trial.set_user_attr(f"return/{env_id}", returns[env_id])
+            trial.set_user_attr(f"best_eval/{env_id}", best_evals[env_id])
+            finished.append(score)
+        return float(np.mean(finished))
+
+    @staticmethod
+    def _prune(trial: optuna.Trial, reason: str, cause: BaseException | None = None) -> NoReturn:
+        trial.set_user_attr("pruned_reason", reason[:500])
+        logger.info("trial %d pruned: %s", trial.number, reason)
+        raise optuna.TrialPruned(reason) from cause
