@@ -313,20 +313,25 @@ def dump_hyperparams(hyperparams: Mapping[str, Any], path: "str | os.PathLike[st
 
 def write_text_atomic(path: "str | os.PathLike[str]", text: str) -> None:
     """
-    Write a text file through a temporary file in the same folder and ``os.replace``.
+    Write a text file through a temporary file in the same folder and ``os.replace`` (atomic on POSIX): a crash
+    leaves either the old file or the new one, never half of one.
 
-    :param path: Destination
+    :param path: Destination (its folder is created if needed)
     :param text: Content
     """
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
+        # mkstemp creates 0600 files: give the result the permissions a plain open() would have
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        Path(tmp).unlink(missing_ok=True)
         raise

@@ -8,8 +8,6 @@ import csv
 import io
 import json
 import math
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -18,30 +16,8 @@ import optuna
 import yaml
 from optuna.trial import FrozenTrial, TrialState
 
+from sb3_ddpg_plus.hyperparams import write_text_atomic
 from tuning.config import StudyConfig
-
-
-def write_text_atomic(path: str | Path, text: str) -> None:
-    """
-    Write a file through a temporary file in the same folder and ``os.replace`` (atomic on POSIX).
-
-    :param path: destination
-    :param text: content
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as file:
-            file.write(text)
-        # mkstemp creates 0600 files; give the result the permissions a plain open() would have.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp_name, 0o666 & ~umask)
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
 
 
 def completed_trials(study: optuna.Study) -> list[FrozenTrial]:
