@@ -73,11 +73,13 @@ def test_sqlite_url(tmp_path):
         ("redis://localhost:6379", "unsupported storage"),
         (f"postgres://u:{PASSWORD}@127.0.0.1/db", "postgresql+psycopg://"),
         (f"postgresql+psycopg://u:{PASSWORD}@127.0.0.1:notaport/db", "malformed storage URL"),
-        (f"postgresql+psycopg://u:{PASSWORD}@127.0.0.1:{_closed_port()}/db", "cannot connect"),
+        (f"postgresql+psycopg://u:{PASSWORD}@127.0.0.1:CLOSED_PORT/db", "cannot connect"),
         ("study.db", "sqlite:///"),
     ],
 )
 def test_unusable_storage_gives_clear_error_without_password(url, message):
+    # the closed port is picked when the test runs, not at collection (pytest-xdist workers must collect the same ids)
+    url = url.replace("CLOSED_PORT", str(_closed_port()))
     with pytest.raises(StorageError) as info:
         make_storage(url, connect_timeout=3)
     assert message in str(info.value)

@@ -1,0 +1,265 @@
+"""
+Registry of the algorithms the benchmark compares, and how each one is built for an environment.
+
+Every algorithm starts from the RL-Zoo's DDPG/TD3 hyperparameters for the environment
+(:mod:`benchmarks.zoo_hyperparams`), so that the comparison is at identical settings; a DDPGPlus variant changes only
+what its name says. ``ddpg_plus`` is therefore the one-line swap: DDPGPlus with exactly the zoo's DDPG
+hyperparameters, every DDPGPlus-specific option at its default.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from stable_baselines3.common.noise import ActionNoise, NormalActionNoise, OrnsteinUhlenbeckActionNoise
+from torch import nn
+
+from benchmarks.common import is_stand_in, load_ddpg_plus
+from benchmarks.zoo_hyperparams import zoo_hyperparams
+
+#: Where tuned hyperparameters live (one ``<ENV>.yml`` per environment, written by ``tuning/``).
+TUNED_DIR = Path(__file__).resolve().parent.parent / "tuning" / "hyperparams"
+
+#: Keys of the plain hyperparameters used by the runner, not by a constructor.
+RUNNER_KEYS = ("n_timesteps", "n_envs", "normalize")
+
+TD3_TRICKS = {"n_critics": 2, "policy_delay": 2, "target_policy_noise": 0.2, "target_noise_clip": 0.5}
+
+#: OU sigma per env: MountainCar uses the zoo's 0.5; elsewhere 0.1, the scale of the zoo's Gaussian noise.
+OU_SIGMA = {"MountainCarContinuous-v0": 0.5, "default": 0.1}
+
+#: Adaptive parameter noise per env (Plappert et al. 2018 use a desired action stddev of 0.2; MountainCar needs larger
+#: perturbations to leave the do-nothing optimum, ``research/peers.md`` §7).
+PARAM_NOISE = {
+    "MountainCarContinuous-v0": {"initial_stddev": 0.5, "desired_action_stddev": 0.5, "adoption_coefficient": 1.01},
+    "default": {"initial_stddev": 0.2, "desired_action_stddev": 0.2, "adoption_coefficient": 1.01},
+}
+
+_ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "elu": nn.ELU, "leaky_relu": nn.LeakyReLU}
+
+
+def _per_env(table: dict[str, Any], env_id: str) -> Any:
+    return copy.deepcopy(table.get(env_id, table["default"]))
+
+
+@dataclass(frozen=True)
+class AlgoSpec:
+    """
+    One benchmarked algorithm.
+
+    :param name: Registry key (used in file names and tables).
+    :param library: ``"sb3_ddpg"``, ``"sb3_td3"`` or ``"ddpg_plus"``.
+    :param description: One line for the report.
+    :param overrides: Maps an env id to the hyperparameters changed relative to the zoo's.
+    :param tuned: Use ``tuning/hyperparams/<ENV>.yml`` instead of the zoo's hyperparameters.
+    """
+
+    name: str
+    library: str
+    description: str
+    overrides: Callable[[str], dict[str, Any]] = field(default=lambda env_id: {})
+    tuned: bool = False
+
+
+ALGOS: dict[str, AlgoSpec] = {
+    spec.name: spec
+    for spec in (
+        AlgoSpec("sb3_ddpg", "sb3_ddpg", "upstream SB3 DDPG, zoo hyperparameters"),
+        AlgoSpec("sb3_td3", "sb3_td3", "upstream SB3 TD3, zoo hyperparameters"),
+        AlgoSpec("ddpg_plus", "ddpg_plus", "DDPGPlus, zoo DDPG hyperparameters (the drop-in swap)"),
+        AlgoSpec(
+            "ddpg_plus_ou",
+            "ddpg_plus",
+            "DDPGPlus, Ornstein-Uhlenbeck action noise (sigma 0.5 on MountainCar, else 0.1)",
+            lambda env_id: {"action_noise": {"type": "ornstein-uhlenbeck", "sigma": _per_env(OU_SIGMA, env_id)}},
+        ),
+        AlgoSpec(
+            "ddpg_plus_param",
+            "ddpg_plus",
+            "DDPGPlus, adaptive parameter noise only (no action noise; actor layer norm)",
+            lambda env_id: {"action_noise": {"type": "none"}, "param_noise": _per_env(PARAM_NOISE, env_id)},
+        ),
+        AlgoSpec(
+            "ddpg_plus_ou_param",
+            "ddpg_plus",
+            "DDPGPlus, adaptive parameter noise plus the OU action noise of ddpg_plus_ou",
+            lambda env_id: {
+                "action_noise": {"type": "ornstein-uhlenbeck", "sigma": _per_env(OU_SIGMA, env_id)},
+                "param_noise": _per_env(PARAM_NOISE, env_id),
+            },
+        ),
+        AlgoSpec(
+            "ddpg_plus_nstep",
+            "ddpg_plus",
+            "DDPGPlus, 5-step TD targets (n_steps=5): a found reward reaches earlier states 5x faster",
+            lambda env_id: {"n_steps": 5},
+        ),
+        AlgoSpec(
+            "ddpg_plus_ln_critic",
+            "ddpg_plus",
+            "DDPGPlus, layer norm in the critic",
+            lambda env_id: {"policy_kwargs": {"critic_layer_norm": True}},
+        ),
+        AlgoSpec(
+            "ddpg_plus_td3",
+            "ddpg_plus",
+            "DDPGPlus with TD3's tricks (2 critics, delay 2, target smoothing)",
+            lambda env_id: dict(TD3_TRICKS),
+        ),
+        AlgoSpec(
+            "ddpg_plus_tuned", "ddpg_plus", "DDPGPlus, tuned hyperparameters from tuning/hyperparams/<ENV>.yml", tuned=True
+        ),
+    )
+}
+
+
+def deep_merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """
+    :param base: Hyperparameters.
+    :param overrides: Values to change; nested dicts (``policy_kwargs``) are merged key by key, other values replaced.
+    :return: A new merged dict.
+    """
+    merged = copy.deepcopy(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict) and key != "action_noise":
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def tuned_path(env_id: str, tuned_dir: Path = TUNED_DIR) -> Path:
+    """
+    :param env_id: Environment id.
+    :param tuned_dir: Folder of tuned hyperparameter files.
+    :return: Path of the tuned hyperparameters of ``env_id`` (it may not exist).
+    """
+    return tuned_dir / f"{env_id}.yml"
+
+
+def get_algo(name: str) -> AlgoSpec:
+    """
+    :param name: Registry key.
+    :return: Its spec.
+    """
+    try:
+        return ALGOS[name]
+    except KeyError:
+        raise ValueError(f"unknown algorithm {name!r}; known: {', '.join(ALGOS)}") from None
+
+
+def hyperparams_for(name: str, env_id: str, budget: int | None = None, tuned_dir: Path = TUNED_DIR) -> dict[str, Any] | None:
+    """
+    Plain-data hyperparameters of an algorithm on an environment.
+
+    :param name: Registry key.
+    :param env_id: Environment id.
+    :param budget: Env steps of training (replaces ``n_timesteps``, so that every algorithm gets the same budget).
+    :param tuned_dir: Folder of tuned hyperparameter files.
+    :return: The hyperparameters, or ``None`` when the algorithm is not available for this env (no tuned file).
+    """
+    spec = get_algo(name)
+    if spec.tuned:
+        path = tuned_path(env_id, tuned_dir)
+        if not path.exists():
+            return None
+        from sb3_ddpg_plus.hyperparams import load_hyperparams
+
+        hyperparams = dict(load_hyperparams(path, env_id))
+    else:
+        hyperparams = deep_merge(zoo_hyperparams(env_id), spec.overrides(env_id))
+    if budget is not None:
+        hyperparams["n_timesteps"] = int(budget)
+    return hyperparams
+
+
+def make_action_noise(noise: dict[str, Any] | None, action_dim: int) -> ActionNoise | None:
+    """
+    Build an SB3 action noise object from the plain form (for upstream SB3, which only takes objects).
+
+    :param noise: ``{"type": "normal"|"ornstein-uhlenbeck"|"none", "sigma": float, ["theta", "dt"]}`` or ``None``.
+    :param action_dim: Dimension of the action space.
+    :return: The noise object, or ``None``.
+    """
+    if noise is None or noise.get("type", "none") in ("none", None):
+        return None
+    unknown = set(noise) - {"type", "sigma", "theta", "dt"}
+    if unknown:
+        raise ValueError(f"upstream SB3 noise does not support {sorted(unknown)} (in {noise})")
+    mean, sigma = np.zeros(action_dim), float(noise["sigma"]) * np.ones(action_dim)
+    if noise["type"] == "normal":
+        return NormalActionNoise(mean, sigma)
+    if noise["type"] == "ornstein-uhlenbeck":
+        return OrnsteinUhlenbeckActionNoise(mean, sigma, theta=noise.get("theta", 0.15), dt=noise.get("dt", 1e-2))
+    raise ValueError(f"unknown action noise type {noise['type']!r}")
+
+
+def linear_schedule(initial: float) -> Callable[[float], float]:
+    """
+    :param initial: Learning rate at the start.
+    :return: The zoo's ``lin_<value>`` schedule (decays linearly to 0 with the remaining progress).
+    """
+
+    def schedule(progress_remaining: float) -> float:
+        return progress_remaining * initial
+
+    return schedule
+
+
+def sb3_kwargs(hyperparams: dict[str, Any], action_dim: int) -> dict[str, Any]:
+    """
+    Constructor kwargs of upstream SB3 ``DDPG``/``TD3`` from plain hyperparameters.
+
+    :param hyperparams: Plain hyperparameters (zoo keys).
+    :param action_dim: Dimension of the action space (for the noise).
+    :return: Keyword arguments.
+    """
+    kwargs = {k: copy.deepcopy(v) for k, v in hyperparams.items() if k not in RUNNER_KEYS}
+    kwargs["action_noise"] = make_action_noise(kwargs.pop("action_noise", None), action_dim)
+    if isinstance(kwargs.get("learning_rate"), str) and kwargs["learning_rate"].startswith("lin_"):
+        kwargs["learning_rate"] = linear_schedule(float(kwargs["learning_rate"][4:]))
+    if isinstance(kwargs.get("train_freq"), list):
+        kwargs["train_freq"] = tuple(kwargs["train_freq"])
+    policy_kwargs = kwargs.get("policy_kwargs")
+    if policy_kwargs and isinstance(policy_kwargs.get("activation_fn"), str):
+        policy_kwargs["activation_fn"] = _ACTIVATIONS[policy_kwargs["activation_fn"]]
+    return kwargs
+
+
+def make_model(name: str, env: gym.Env, hyperparams: dict[str, Any], seed: int, verbose: int = 0) -> Any:
+    """
+    Build the model of a registered algorithm.
+
+    :param name: Registry key.
+    :param env: Training environment.
+    :param hyperparams: Plain hyperparameters from :func:`hyperparams_for`.
+    :param seed: Seed.
+    :param verbose: SB3 verbosity.
+    :return: The model (``DDPG``, ``TD3`` or ``DDPGPlus``), on the CPU.
+    """
+    spec = get_algo(name)
+    action_dim = int(np.prod(env.action_space.shape))
+    common = dict(seed=seed, device="cpu", verbose=verbose)
+    if spec.library == "sb3_ddpg":
+        from stable_baselines3 import DDPG
+
+        return DDPG(env=env, **sb3_kwargs(hyperparams, action_dim), **common)
+    if spec.library == "sb3_td3":
+        from stable_baselines3 import TD3
+
+        return TD3(env=env, **sb3_kwargs(hyperparams, action_dim), **common)
+    cls = load_ddpg_plus()
+    if is_stand_in(cls):
+        # Development only: upstream DDPG understands the zoo's keys, not DDPGPlus's extras.
+        return cls(env=env, **sb3_kwargs(hyperparams, action_dim), **common)
+    from sb3_ddpg_plus.hyperparams import to_constructor_kwargs
+
+    kwargs = to_constructor_kwargs(copy.deepcopy(hyperparams))
+    kwargs.setdefault("policy", "MlpPolicy")
+    return cls(env=env, **kwargs, **common)

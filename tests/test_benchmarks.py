@@ -1,0 +1,348 @@
+"""Tests of ``benchmarks/``: statistics, the grid runner (resume, shard), the report, the speed script and the GIF."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import itertools
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from benchmarks import algos, report, runner, speed, stats
+from benchmarks.common import atomic_write_json, atomic_write_text
+from benchmarks.profiles import PROFILES, Entry
+from benchmarks.zoo_hyperparams import ZOO_HYPERPARAMS
+
+
+# ---------------------------------------------------------------------------------------------------------------- stats
+@pytest.mark.parametrize(
+    "scores, expected",
+    [
+        ([3.0], 3.0),
+        ([1.0, 2.0, 9.0], 4.0),  # n < 4: nothing is cut, plain mean
+        ([1.0, 2.0, 3.0, 100.0], 2.5),  # one cut at each end
+        ([8.0, 1.0, 7.0, 2.0, 6.0, 3.0, 5.0, 4.0], 4.5),  # unsorted input, two cut at each end
+        ([-5.0, 0.0, 1.0, 2.0, 50.0], 1.0),  # n=5: floor(1.25)=1 cut at each end
+    ],
+)
+def test_iqm_known_values(scores, expected):
+    assert stats.iqm(scores) == pytest.approx(expected)
+
+
+def test_iqm_matches_scipy_trim_mean():
+    scipy_stats = pytest.importorskip("scipy.stats")
+    rng = np.random.default_rng(0)
+    for n in range(1, 30):
+        x = rng.normal(size=n)
+        assert stats.iqm(x) == pytest.approx(scipy_stats.trim_mean(x, 0.25))
+        assert stats.iqm_rows(x[None, :])[0] == pytest.approx(stats.iqm(x))
+
+
+def test_iqm_empty_raises():
+    with pytest.raises(ValueError, match="empty"):
+        stats.iqm([])
+
+
+def test_bootstrap_ci_matches_brute_force_enumeration():
+    # With 4 runs there are 4**4 equally likely resamples: the exact bootstrap distribution of the IQM.
+    x = np.array([0.0, 1.0, 3.0, 10.0])
+    exact = np.array([stats.iqm(x[list(idx)]) for idx in itertools.product(range(4), repeat=4)])
+    exact_low, exact_high = np.percentile(exact, [2.5, 97.5])
+    point, low, high = stats.stratified_bootstrap_ci([x], n_boot=100_000, seed=1)
+    assert point == pytest.approx(stats.iqm(x))
+    assert low == pytest.approx(exact_low, abs=0.05)
+    assert high == pytest.approx(exact_high, abs=0.05)
+
+
+def test_bootstrap_ci_is_stratified_by_task():
+    # Task A has three 0s, task B one 1: a stratified resample always holds three 0s and one 1, so the mean of every
+    # resample is exactly 0.25 (pooled resampling would vary).
+    point, low, high = stats.stratified_bootstrap_ci([[0.0, 0.0, 0.0], [1.0]], statistic=lambda a: a.mean(axis=1), n_boot=500)
+    assert (point, low, high) == pytest.approx((0.25, 0.25, 0.25))
+
+
+def test_bootstrap_ci_constant_and_reproducible():
+    assert stats.stratified_bootstrap_ci([[7.0] * 5]) == pytest.approx((7.0, 7.0, 7.0))
+    x = np.random.default_rng(3).normal(size=6)
+    assert stats.stratified_bootstrap_ci([x], seed=5) == stats.stratified_bootstrap_ci([x], seed=5)
+    point, low, high = stats.stratified_bootstrap_ci([x])
+    assert low <= point <= high
+
+
+def test_probability_of_improvement_known_values():
+    assert stats.probability_of_improvement([[2.0, 3.0]], [[0.0, 1.0]]) == 1.0
+    assert stats.probability_of_improvement([[0.0, 1.0]], [[2.0, 3.0]]) == 0.0
+    assert stats.probability_of_improvement([[1.0]], [[1.0]]) == 0.5  # a tie counts half
+    assert stats.probability_of_improvement([[1.0, 2.0]], [[1.5]]) == 0.5
+    # Averaged over tasks: 1.0 on the first, 0.0 on the second.
+    assert stats.probability_of_improvement([[1.0], [0.0]], [[0.0], [1.0]]) == 0.5
+
+
+def test_probability_of_improvement_matches_pairwise_loop():
+    rng = np.random.default_rng(0)
+    x, y = rng.integers(0, 4, size=5).astype(float), rng.integers(0, 4, size=7).astype(float)  # integers: ties occur
+    brute = np.mean([1.0 if a > b else 0.5 if a == b else 0.0 for a in x for b in y])
+    assert stats.probability_of_improvement([x], [y]) == pytest.approx(brute)
+    point, low, high = stats.probability_of_improvement_ci([x], [y], n_boot=500)
+    assert point == pytest.approx(brute)
+    assert 0.0 <= low <= point <= high <= 1.0
+
+
+def test_probability_of_improvement_rejects_mismatched_tasks():
+    with pytest.raises(ValueError):
+        stats.probability_of_improvement([[1.0]], [[1.0], [2.0]])
+
+
+def test_mean_ci_band_contains_mean():
+    values = np.random.default_rng(0).normal(size=(5, 4))
+    mean, low, high = stats.mean_ci(values)
+    assert mean == pytest.approx(values.mean(axis=0))
+    assert np.all(low <= mean) and np.all(mean <= high)
+
+
+# ------------------------------------------------------------------------------------------------------- hyperparameters
+def test_zoo_table_matches_installed_rl_zoo3():
+    rl_zoo3 = pytest.importorskip("rl_zoo3")
+    yaml = pytest.importorskip("yaml")
+    folder = Path(rl_zoo3.__file__).parent / "hyperparams"
+    for algo_file in ("ddpg.yml", "td3.yml"):
+        with open(folder / algo_file, encoding="utf-8") as file:
+            zoo = yaml.safe_load(file)  # plain data; the policy_kwargs strings are parsed below, never evaluated
+        for env_id, ours in ZOO_HYPERPARAMS.items():
+            theirs = dict(zoo[env_id])
+            for key in ("n_timesteps", "gamma", "buffer_size", "learning_starts", "batch_size", "learning_rate"):
+                assert ours.get(key) == theirs.get(key), (algo_file, env_id, key)
+            assert ours["action_noise"]["type"] == theirs["noise_type"], (algo_file, env_id)
+            assert ours["action_noise"]["sigma"] == theirs["noise_std"], (algo_file, env_id)
+            match = re.search(r"net_arch=\[([\d, ]+)\]", theirs.get("policy_kwargs", ""))
+            expected_arch = [int(w) for w in match.group(1).split(",")] if match else None
+            assert ours.get("policy_kwargs", {}).get("net_arch") == expected_arch, (algo_file, env_id)
+
+
+def test_hyperparams_for_variants():
+    base = algos.hyperparams_for("sb3_ddpg", "Pendulum-v1", budget=1234)
+    assert base["n_timesteps"] == 1234 and base["gamma"] == 0.98 and base["policy_kwargs"] == {"net_arch": [400, 300]}
+    assert algos.hyperparams_for("ddpg_plus", "Pendulum-v1") == algos.hyperparams_for("sb3_ddpg", "Pendulum-v1")
+    td3 = algos.hyperparams_for("ddpg_plus_td3", "Pendulum-v1")
+    assert td3["n_critics"] == 2 and td3["policy_delay"] == 2 and td3["target_policy_noise"] == 0.2
+    ln = algos.hyperparams_for("ddpg_plus_ln_critic", "Pendulum-v1")
+    assert ln["policy_kwargs"] == {"net_arch": [400, 300], "critic_layer_norm": True}  # merged, not replaced
+    param = algos.hyperparams_for("ddpg_plus_param", "MountainCarContinuous-v0")
+    assert param["action_noise"] == {"type": "none"} and param["param_noise"]["desired_action_stddev"] == 0.5
+    assert algos.hyperparams_for("ddpg_plus_ou", "MountainCarContinuous-v0")["action_noise"]["sigma"] == 0.5
+    assert algos.hyperparams_for("ddpg_plus_nstep", "Pendulum-v1")["n_steps"] == 5
+    with pytest.raises(ValueError, match="unknown algorithm"):
+        algos.hyperparams_for("nope", "Pendulum-v1")
+
+
+def test_tuned_variant_needs_a_file(tmp_path):
+    assert algos.hyperparams_for("ddpg_plus_tuned", "Pendulum-v1", tuned_dir=tmp_path) is None
+    pytest.importorskip("sb3_ddpg_plus.hyperparams")
+    atomic_write_text(tmp_path / "Pendulum-v1.yml", "policy: MlpPolicy\ngamma: 0.9\nn_timesteps: 500\n")
+    tuned = algos.hyperparams_for("ddpg_plus_tuned", "Pendulum-v1", budget=100, tuned_dir=tmp_path)
+    assert tuned["gamma"] == 0.9 and tuned["n_timesteps"] == 100  # the benchmark's budget wins
+
+
+def test_sb3_kwargs_builds_noise_objects():
+    from stable_baselines3.common.noise import NormalActionNoise, OrnsteinUhlenbeckActionNoise
+
+    kwargs = algos.sb3_kwargs(algos.hyperparams_for("sb3_ddpg", "MountainCarContinuous-v0", budget=10), action_dim=1)
+    assert isinstance(kwargs["action_noise"], OrnsteinUhlenbeckActionNoise) and "n_timesteps" not in kwargs
+    assert isinstance(algos.make_action_noise({"type": "normal", "sigma": 0.2}, 3), NormalActionNoise)
+    assert algos.make_action_noise({"type": "none"}, 3) is None
+    with pytest.raises(ValueError, match="schedule"):
+        algos.make_action_noise({"type": "normal", "sigma": 0.1, "schedule": {}}, 1)
+
+
+# ------------------------------------------------------------------------------------------------------------- runner
+def test_expand_is_seed_major_and_shards_partition():
+    entries = [Entry("A", ("x", "y"), seeds=(0, 1), budget=10, eval_freq=5), Entry("B", ("x",), (0, 1, 2), 10, 5)]
+    tasks = runner.expand(entries)
+    assert [(t.seed, t.env, t.algo) for t in tasks[:3]] == [(0, "A", "x"), (0, "A", "y"), (0, "B", "x")]
+    assert len(tasks) == 7
+    shards = [runner.shard(tasks, i, 3) for i in range(3)]
+    assert sorted(itertools.chain(*shards), key=tasks.index) == tasks  # every run exactly once
+    assert max(map(len, shards)) - min(map(len, shards)) <= 1
+    assert runner.parse_shard("2/3") == (2, 3)
+    for bad in ("3/3", "a/b", "1"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            runner.parse_shard(bad)
+    assert runner.parse_seeds("0-2,7") == [0, 1, 2, 7]
+
+
+def test_profiles_are_consistent():
+    for profile in PROFILES.values():
+        for entry in profile.entries:
+            assert entry.algos and entry.seeds and entry.budget > 0 and 0 < entry.eval_freq <= entry.budget
+            assert all(a in algos.ALGOS for a in entry.algos), (profile.name, entry.env)
+            assert entry.n_eval_episodes >= (10 if profile.name != "smoke" else 1)
+    standard = {e.env: e for e in PROFILES["standard"].entries}
+    assert standard["Pendulum-v1"].budget == 20_000 and len(standard["Pendulum-v1"].seeds) >= 5
+    assert len(standard["MountainCarContinuous-v0"].seeds) >= 5
+    assert sum("Bullet" in env and len(e.seeds) >= 3 for env, e in standard.items()) >= 2
+
+
+def _tiny_task(algo: str, seed: int = 0) -> runner.Task:
+    overrides = {"learning_starts": 20, "batch_size": 16, "buffer_size": 500, "policy_kwargs": {"net_arch": [8]}}
+    return runner.Task(
+        "Pendulum-v1", algo, seed, budget=60, eval_freq=30, n_eval_episodes=1, overrides=tuple(sorted(overrides.items()))
+    )
+
+
+def test_runner_writes_run_file_and_resumes(tmp_path):
+    tasks = [_tiny_task("sb3_ddpg", 0), _tiny_task("sb3_td3", 0)]
+    assert runner.run_grid(tasks, tmp_path, jobs=1, command="test") == (2, 0, 0)
+    path = runner.run_path(tmp_path, "Pendulum-v1", "sb3_ddpg", 60, 0)
+    record = json.loads(path.read_text())
+    assert record["status"] == "done" and record["seed"] == 0 and record["budget"] == 60
+    assert record["eval"]["timesteps"] == [0, 30, 60] and len(record["eval"]["returns"][-1]) == 1
+    assert record["final_return"] == record["eval"]["mean_return"][-1]
+    assert record["hyperparams"]["learning_starts"] == 20 and record["hyperparams"]["gamma"] == 0.98
+    assert record["versions"]["stable_baselines3"] != "-" and record["steps_per_s"] > 0
+    assert record["algo_class"] == "stable_baselines3.ddpg.ddpg.DDPG"
+    assert not list(tmp_path.rglob("*.tmp"))  # atomic writes leave nothing behind
+    mtime = path.stat().st_mtime_ns
+    # Resume: both runs are skipped, the file is untouched.
+    assert runner.run_grid(tasks, tmp_path, jobs=1) == (0, 2, 0)
+    assert path.stat().st_mtime_ns == mtime
+    # A failed (or half-written) run is run again.
+    atomic_write_json(path, {"schema": 1, "status": "failed"})
+    assert not runner.is_done(path)
+    assert runner.run_grid(tasks, tmp_path, jobs=1) == (1, 1, 0)
+
+
+def test_runner_ddpg_plus_tiny_run(tmp_path):
+    pytest.importorskip("sb3_ddpg_plus")
+    record = runner.run_task(_tiny_task("ddpg_plus_td3"), tmp_path)
+    assert record["algo_class"].startswith("sb3_ddpg_plus")
+    assert record["hyperparams"]["n_critics"] == 2 and len(record["eval"]["timesteps"]) == 3
+
+
+def test_runner_cli_dry_run_shard(tmp_path, capsys):
+    parser = argparse.ArgumentParser()
+    runner.add_arguments(parser)
+    args = parser.parse_args(
+        ["--profile", "smoke", "--envs", "Pendulum-v1", "--shard", "1/2", "--out", str(tmp_path), "--dry-run"]
+    )
+    runner.main(args)
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("todo")]
+    smoke = {e.env: e for e in PROFILES["smoke"].entries}["Pendulum-v1"]
+    assert len(lines) == len(smoke.algos) * len(smoke.seeds) // 2
+
+
+# ------------------------------------------------------------------------------------------------------------- report
+def _synthetic_run(env: str, algo: str, seed: int, final: float, budget: int = 1000) -> dict:
+    timesteps = [0, budget // 2, budget]
+    return {
+        "schema": 1,
+        "status": "done",
+        "env": env,
+        "algo": algo,
+        "algo_class": "sb3_ddpg_plus.ddpg_plus.DDPGPlus" if algo.startswith("ddpg_plus") else "stable_baselines3.X",
+        "seed": seed,
+        "budget": budget,
+        "hyperparams": {"gamma": 0.98},
+        "overrides": {},
+        "eval": {
+            "freq": budget // 2,
+            "n_episodes": 10,
+            "timesteps": timesteps,
+            "mean_return": [final - 100.0, final - 50.0, final],
+        },
+        "final_return": final,
+        "wall_time_s": 10.0,
+        "steps_per_s": 100.0,
+        "command": "python -m benchmarks run --profile standard",
+        "versions": {"torch": "x"},
+        "machine": {"cpu_model": "test cpu", "logical_cores": 2},
+    }
+
+
+def test_report_on_synthetic_runs(tmp_path):
+    finals = {
+        ("Pendulum-v1", "ddpg_plus"): [-150.0, -160.0, -170.0, -140.0, -400.0],
+        ("Pendulum-v1", "sb3_ddpg"): [-200.0, -210.0, -190.0, -600.0, -180.0],
+        ("Pendulum-v1", "sb3_td3"): [-100.0, -110.0, -120.0, -130.0, -105.0],
+        ("MountainCarContinuous-v0", "ddpg_plus_param"): [93.0, 94.0, 92.0, 93.5, 91.0],
+        ("MountainCarContinuous-v0", "sb3_ddpg"): [93.0, -0.1, 92.0, -0.2, 91.0],
+    }
+    for (env, algo), values in finals.items():
+        for seed, final in enumerate(values):
+            atomic_write_json(runner.run_path(tmp_path, env, algo, 1000, seed), _synthetic_run(env, algo, seed, final))
+    atomic_write_json(tmp_path / "runs" / "junk.json", {"status": "failed"})  # ignored
+    out = tmp_path / "report"
+    parser = argparse.ArgumentParser()
+    report.add_arguments(parser)
+    report.main(parser.parse_args(["--runs", str(tmp_path), "--out", str(out), "--n-boot", "2000"]))
+
+    with open(out / "summary.csv", newline="") as file:
+        rows = list(csv.DictReader(file))
+    assert tuple(rows[0]) == report.SUMMARY_COLUMNS
+    row = next(r for r in rows if r["env"] == "Pendulum-v1" and r["algo"] == "ddpg_plus")
+    values = np.array(finals[("Pendulum-v1", "ddpg_plus")])
+    assert int(row["n_seeds"]) == 5 and int(row["budget"]) == 1000
+    assert float(row["mean"]) == pytest.approx(values.mean(), abs=1e-3)
+    assert float(row["std"]) == pytest.approx(values.std(ddof=1), abs=1e-3)
+    assert float(row["iqm"]) == pytest.approx(-160.0, abs=1e-3)  # middle three of five
+    assert float(row["iqm_low"]) <= float(row["iqm"]) <= float(row["iqm_high"])
+    assert len(rows) == len(finals)
+
+    for env in ("Pendulum-v1", "MountainCarContinuous-v0"):
+        assert (out / f"curves_{env}.png").read_bytes().startswith(b"\x89PNG")
+    readme = (out / "README.md").read_text()
+    assert "**not better than SB3 TD3**" in readme  # TD3 wins on Pendulum and the report must say so
+    assert "Solved (mean >= 90) by ddpg_plus_param" in readme
+    assert "python -m benchmarks run --profile standard" in readme and "test cpu" in readme
+    assert len((out / "runs.csv").read_text().splitlines()) == 1 + sum(map(len, finals.values()))
+
+
+def test_report_without_runs_exits(tmp_path):
+    parser = argparse.ArgumentParser()
+    report.add_arguments(parser)
+    with pytest.raises(SystemExit):
+        report.main(parser.parse_args(["--runs", str(tmp_path), "--out", str(tmp_path)]))
+
+
+# -------------------------------------------------------------------------------------------------------- speed, gif
+def test_floor_and_buffer_bytes():
+    from stable_baselines3 import DDPG
+
+    floor = speed.FloorDDPG(obs_dim=3, action_dim=1, arch=(8,), steps=3, seed=0)
+    before = [p.clone() for p in floor.actor_target.parameters()]
+    assert floor.measure() > 0
+    assert any(not np.allclose(a, b.detach()) for a, b in zip(before, floor.actor_target.parameters(), strict=True))
+    assert all(p.requires_grad for p in floor.critic.parameters())  # unfrozen after the actor step
+    # SB3's default buffer on Pendulum: obs 3 + next obs 3 + action 1 float32, reward, done, timeout float32 = 40 B.
+    assert speed.buffer_bytes_per_transition(DDPG, "Pendulum-v1", optimize_memory_usage=False) == pytest.approx(40.0)
+    assert speed.buffer_bytes_per_transition(DDPG, "Pendulum-v1", optimize_memory_usage=True) == pytest.approx(28.0)
+
+
+def test_speed_quick_writes_report(tmp_path):
+    pytest.importorskip("sb3_ddpg_plus")
+    parser = argparse.ArgumentParser()
+    speed.add_arguments(parser)
+    result = speed.main(
+        parser.parse_args(["--quick", "--envs", "Pendulum-v1", "--archs", "16", "--out", str(tmp_path), "--no-buffer"])
+    )
+    case = result["cases"][0]
+    assert case["learn_ratio_ours_sb3"] > 0 and case["train_updates_per_s"]["floor"] > 0
+    text = (tmp_path / "speed.md").read_text()
+    assert "ratio ours/SB3" in text and "torch threads 1" in text
+    assert json.loads((tmp_path / "speed.json").read_text())["settings"]["repeats"] == 1
+
+
+def test_gif_records_and_encodes():
+    pytest.importorskip("pygame")
+    from benchmarks import gif
+
+    class ZeroPolicy:
+        def predict(self, obs, deterministic=True):
+            return np.zeros(1, dtype=np.float32), None
+
+    frames, total, steps = gif.record_episode(ZeroPolicy(), "Pendulum-v1", seed=0, max_steps=4, width=32)
+    assert steps == 4 and len(frames) == 5 and frames[0].shape == (32, 32, 3) and total < 0
+    assert gif.encode_gif(frames, fps=30).startswith(b"GIF8")
