@@ -18,7 +18,6 @@ cheapest to write one transition at a time; samples are wrapped as tensors witho
 The buffer stores raw observations and rewards: ``VecNormalize`` is applied at sample time, as in SB3.
 """
 
-import warnings
 from typing import Any
 
 import numpy as np
@@ -341,14 +340,3 @@ class DDPGPlusReplayBuffer(ReplayBuffer):
         if isinstance(value, dict):
             return {key: tensor.to(self.device) for key, tensor in value.items()}
         return value.to(self.device)
-
-    def _get_samples(self, batch_inds: np.ndarray, env: VecNormalize | None = None) -> Any:
-        # SB3's BaseBuffer.sample() calls this with flat indices; map them onto (env, slot) pairs
-        envs, slots = np.divmod(np.asarray(batch_inds), self.buffer_size)
-        return self.samples_at(envs, slots, env)
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        if not hasattr(self, "storage_device"):  # pragma: no cover - buffers from older versions
-            warnings.warn("Replay buffer without storage device: using its device", stacklevel=2)
-            self.storage_device = self.device
