@@ -123,7 +123,7 @@ STANDARD = Profile(
         # The zoo's own budget: 20k steps, the first 10k of them uniform random (learning_starts=10000).
         Entry(
             "Pendulum-v1",
-            ("ddpg_plus", "ddpg_plus_nstep", *BASELINES),
+            ("ddpg_plus", "ddpg_plus_nstep", "ddpg_plus_tuned", *BASELINES),
             seeds=tuple(range(5)),
             budget=20_000,
             eval_freq=2_000,
@@ -135,7 +135,7 @@ STANDARD = Profile(
         # ddpg_plus is the zoo's OU 0.5 configuration.
         Entry(
             "MountainCarContinuous-v0",
-            ("ddpg_plus", "ddpg_plus_nstep", "ddpg_plus_param", *BASELINES),
+            ("ddpg_plus", "ddpg_plus_nstep", "ddpg_plus_param", "ddpg_plus_tuned", *BASELINES),
             seeds=tuple(range(5)),
             budget=20_000,
             eval_freq=4_000,
@@ -147,7 +147,7 @@ STANDARD = Profile(
         *(
             Entry(
                 env,
-                ("ddpg_plus", "ddpg_plus_td3", *BASELINES),
+                ("ddpg_plus", "ddpg_plus_td3", "ddpg_plus_tuned", *BASELINES),
                 seeds=tuple(range(5)),
                 budget=10_000,
                 eval_freq=5_000,
