@@ -159,11 +159,16 @@ class TrainTimer:
     :param steps: Gradient steps per measurement.
     """
 
-    def __init__(self, cls: type, env_id: str, arch: Sequence[int], seed: int, steps: int) -> None:
+    def __init__(
+        self, cls: type, env_id: str, arch: Sequence[int], seed: int, steps: int, autograd_only: bool = False
+    ) -> None:
         self.steps = steps
         # learning_starts above the fill size: learn() only collects (and sets up the logger and progress that
         # train() reads), it never trains.
         self.model = build_model(cls, env_id, arch, seed, learning_starts=10 * TRAIN_FILL)
+        if autograd_only:
+            # DDPGPlus without its hand-written gradients (shows what they contribute)
+            self.model.manual_backward = False
         self.model.learn(TRAIN_FILL)
         self.model.train(gradient_steps=8, batch_size=BATCH_SIZE)
 
@@ -332,6 +337,8 @@ def run_case(ours_cls: type, env_id: str, arch: Sequence[int], repeats: int, qui
         "train": {name: TrainTimer(cls, env_id, arch, seed, train_steps) for name, cls in (("sb3", DDPG), ("ours", ours_cls))},
     }
     timers["train"]["floor"] = FloorDDPG(obs_dim, action_dim, arch, train_steps, seed)
+    if not is_stand_in(ours_cls):
+        timers["train"]["ours_autograd"] = TrainTimer(ours_cls, env_id, arch, seed, train_steps, autograd_only=True)
     raw: dict[str, dict[str, list[float]]] = {kind: {name: [] for name in group} for kind, group in timers.items()}
     for repeat in range(repeats):
         for kind, group in timers.items():
@@ -347,6 +354,8 @@ def run_case(ours_cls: type, env_id: str, arch: Sequence[int], repeats: int, qui
     learn_ratio = median([o / s for o, s in zip(raw["learn"]["ours"], raw["learn"]["sb3"], strict=True)])
     train_ratio = median([o / s for o, s in zip(raw["train"]["ours"], raw["train"]["sb3"], strict=True)])
     floor_ratio = median([o / f for o, f in zip(raw["train"]["ours"], raw["train"]["floor"], strict=True)])
+    if "ours_autograd" in raw["train"]:
+        autograd_ratio = median([o / a for o, a in zip(raw["train"]["ours"], raw["train"]["ours_autograd"], strict=True)])
     return {
         "env": env_id,
         "arch": list(arch),
@@ -357,6 +366,7 @@ def run_case(ours_cls: type, env_id: str, arch: Sequence[int], repeats: int, qui
         "learn_ratio_ours_sb3": learn_ratio,
         "train_ratio_ours_sb3": train_ratio,
         "train_ratio_ours_floor": floor_ratio,
+        **({"train_ratio_ours_autograd": autograd_ratio} if "ours_autograd" in raw["train"] else {}),
         "raw": raw,
     }
 
@@ -453,14 +463,21 @@ def render_markdown(report: dict[str, Any]) -> str:
         "The floor is a minimal eager PyTorch DDPG update on the same networks (Adam, critic parameters frozen during "
         "the actor's backward pass, polyak update with `torch._foreach`), see `FloorDDPG` in `benchmarks/speed.py`.",
         "",
-        "| env | net_arch | updates timed | SB3 DDPG | DDPGPlus | floor | ratio ours/SB3 | ratio ours/floor |",
-        "|---|---|---:|---:|---:|---:|---:|---:|",
+        "DDPGPlus (autograd) is DDPGPlus with `manual_backward=False`: its gradients computed by autograd instead of "
+        "by hand (`sb3_ddpg_plus/manual_backward.py`); the last column is what the hand-written gradients contribute.",
+        "",
+        "| env | net_arch | updates timed | SB3 DDPG | DDPGPlus | floor | DDPGPlus (autograd) | ratio ours/SB3 "
+        "| ratio ours/floor | ratio ours/autograd |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for case in report["cases"]:
         train = case["train_updates_per_s"]
+        autograd = f"{train['ours_autograd']:.1f}" if "ours_autograd" in train else "-"
+        autograd_ratio = f"{case['train_ratio_ours_autograd']:.2f}" if "train_ratio_ours_autograd" in case else "-"
         lines.append(
             f"| {case['env']} | {arch_name(case['arch'])} | {case['train_steps']} | {train['sb3']:.1f} | {train['ours']:.1f} "
-            f"| {train['floor']:.1f} | **{case['train_ratio_ours_sb3']:.2f}x** | {case['train_ratio_ours_floor']:.2f} |"
+            f"| {train['floor']:.1f} | {autograd} | **{case['train_ratio_ours_sb3']:.2f}x** "
+            f"| {case['train_ratio_ours_floor']:.2f} | {autograd_ratio} |"
         )
     lines += [
         "",

@@ -22,6 +22,7 @@ from torch.nn import functional as F
 
 from sb3_ddpg_plus.buffers import DDPGPlusReplayBuffer
 from sb3_ddpg_plus.checkpoints import atomic_write, capture_rng_states, load_latest_checkpoint, restore_rng_states
+from sb3_ddpg_plus.manual_backward import ManualBackward
 from sb3_ddpg_plus.noise import ScheduledActionNoise, current_sigma, make_action_noise
 from sb3_ddpg_plus.optim import LeanAdam
 from sb3_ddpg_plus.param_noise import (
@@ -33,7 +34,7 @@ from sb3_ddpg_plus.param_noise import (
     perturb,
 )
 from sb3_ddpg_plus.policies import Actor, CnnPolicy, Critic, DDPGPlusPolicy, MlpPolicy, MultiInputPolicy
-from sb3_ddpg_plus.validation import check_action_space, check_hyperparameters
+from sb3_ddpg_plus.validation import check_action_space, check_bool, check_hyperparameters
 
 SelfDDPGPlus = TypeVar("SelfDDPGPlus", bound="DDPGPlus")
 
@@ -84,6 +85,9 @@ class DDPGPlus(OffPolicyAlgorithm):
     :param param_noise_adaption_interval: Adapt the parameter noise every this many gradient steps
     :param check_numerics: Raise ``FloatingPointError`` at the first NaN/inf in observations, rewards, actions or
         losses, naming the tensor and the step (costs one device sync per gradient step)
+    :param manual_backward: Compute the gradients of plain MLP policies (Linear layers with ReLU or Tanh, the
+        default extractor, flat Box observations) on the CPU by hand instead of with autograd: the same update,
+        about twice as fast for small networks. ``False`` always uses autograd.
     :param stats_window_size: Window size for the rollout logging, specifying the number of episodes to average
         the reported success rate, mean episode length, and mean reward over
     :param tensorboard_log: The log location for tensorboard (if None, no logging)
@@ -135,6 +139,7 @@ class DDPGPlus(OffPolicyAlgorithm):
         param_noise: AdaptiveParamNoiseSpec | Mapping[str, Any] | None = None,
         param_noise_adaption_interval: int = 50,
         check_numerics: bool = False,
+        manual_backward: bool = True,
         stats_window_size: int = 100,
         tensorboard_log: str | None = None,
         policy_kwargs: dict[str, Any] | None = None,
@@ -162,6 +167,8 @@ class DDPGPlus(OffPolicyAlgorithm):
             target_noise_clip=target_noise_clip,
             param_noise_adaption_interval=param_noise_adaption_interval,
         )
+        check_bool("check_numerics", check_numerics)
+        check_bool("manual_backward", manual_backward)
         if policy_kwargs is not None and not isinstance(policy_kwargs, dict):
             raise TypeError(f"`policy_kwargs` must be a dict, got {type(policy_kwargs).__name__}")
         if replay_buffer_kwargs is not None and not isinstance(replay_buffer_kwargs, dict):
@@ -208,6 +215,7 @@ class DDPGPlus(OffPolicyAlgorithm):
         self.target_noise_clip = target_noise_clip
         self.param_noise_adaption_interval = param_noise_adaption_interval
         self.check_numerics = check_numerics
+        self.manual_backward = manual_backward
         self.param_noise = make_param_noise(param_noise)
         if getattr(self, "action_space", None) is not None:
             self.action_noise = make_action_noise(action_noise, int(np.prod(self.action_space.shape)))
@@ -313,6 +321,8 @@ class DDPGPlus(OffPolicyAlgorithm):
         self._critic_target_params = [critic_target_params[name] for name in names]
         # Q-network parameters, frozen while the actor loss is back-propagated (no gradient is computed for them)
         self._q_network_params = [p for q_net in self.critic.q_networks for p in q_net.parameters()]
+        # Hand-written gradients for plain MLP policies (None: autograd)
+        self._manual_backward = ManualBackward.for_policy(self.policy)
 
     def _seed_own_generators(self, seed: int | None) -> None:
         base_noise = getattr(self.action_noise, "base_noise", self.action_noise)
@@ -349,14 +359,19 @@ class DDPGPlus(OffPolicyAlgorithm):
         self._update_learning_rate([self.actor.optimizer, self.critic.optimizer])
 
         # Losses are summed on the device and read once per call (no per-step .item() sync)
-        critic_loss_sum = th.zeros((), device=self.device)
-        actor_loss_sum = th.zeros((), device=self.device)
-        mean_q_sum = th.zeros((), device=self.device)
+        critic_loss_sum: th.Tensor | None = None
+        actor_loss_sum: th.Tensor | None = None
+        mean_q_sum: th.Tensor | None = None
         n_actor_updates = 0
         # Few large samples instead of one per gradient step (the buffer does not change during train()); the
         # chunks are capped in bytes so that image observations stay small
         steps_per_sample = max(1, min(gradient_steps, SAMPLE_CHUNK_BYTES // max(1, batch_size * self._sample_bytes())))
         chunk = None
+        manual = self._usable_manual_backward()
+        # The target networks' forward passes: the modules, or the same computation without nn.Module overhead
+        actor_target, critic_target = (
+            (self.actor_target, self.critic_target) if manual is None else (manual.target_actor, manual.target_critic)
+        )
 
         for step in range(gradient_steps):
             self._n_updates += 1
@@ -369,57 +384,82 @@ class DDPGPlus(OffPolicyAlgorithm):
             discounts = replay_data.discounts if replay_data.discounts is not None else self.gamma
 
             with th.no_grad():
-                next_actions = self.actor_target(replay_data.next_observations)
+                next_actions = actor_target(replay_data.next_observations)
                 if self.target_policy_noise > 0:
                     # Target policy smoothing (TD3); skipped entirely for DDPG instead of drawing zero-clipped noise
                     noise = th.randn_like(next_actions).mul_(self.target_policy_noise)
                     noise = noise.clamp_(-self.target_noise_clip, self.target_noise_clip)
                     next_actions = (next_actions + noise).clamp_(-1, 1)
-                next_q_values = self.critic_target(replay_data.next_observations, next_actions)
+                next_q_values = critic_target(replay_data.next_observations, next_actions)
                 if len(next_q_values) == 1:
                     next_q_value = next_q_values[0]
                 else:
                     next_q_value, _ = th.min(th.cat(next_q_values, dim=1), dim=1, keepdim=True)
                 target_q_values = replay_data.rewards + (1 - replay_data.dones) * discounts * next_q_value
 
-            current_q_values = self.critic(replay_data.observations, replay_data.actions)
-            critic_loss = F.mse_loss(current_q_values[0], target_q_values)
-            for current_q in current_q_values[1:]:
-                critic_loss = critic_loss + F.mse_loss(current_q, target_q_values)
+            critic_loss, current_q1 = self._critic_backward(replay_data, target_q_values, manual)
             if self.check_numerics:
                 self._check_finite("critic_loss", critic_loss)
-            critic_loss_sum += critic_loss.detach()
-            mean_q_sum += current_q_values[0].detach().mean()
-
-            self.critic.optimizer.zero_grad(set_to_none=True)
-            critic_loss.backward()
+            critic_loss_sum = _accumulate(critic_loss_sum, critic_loss)
+            mean_q_sum = _accumulate(mean_q_sum, current_q1.mean())
             _optimizer_step(self.critic.optimizer)
 
             if self._n_updates % self.policy_delay == 0:
-                # The critic is frozen during the actor's backward pass: its gradients would be thrown away
-                for param in self._q_network_params:
-                    param.requires_grad_(False)
-                actor_loss = -self.critic.q1_forward(replay_data.observations, self.actor(replay_data.observations)).mean()
-                self.actor.optimizer.zero_grad(set_to_none=True)
-                actor_loss.backward()
-                for param in self._q_network_params:
-                    param.requires_grad_(True)
+                actor_loss = self._actor_backward(replay_data.observations, manual)
                 if self.check_numerics:
                     self._check_finite("actor_loss", actor_loss)
                 _optimizer_step(self.actor.optimizer)
-                actor_loss_sum += actor_loss.detach()
+                actor_loss_sum = _accumulate(actor_loss_sum, actor_loss)
                 n_actor_updates += 1
                 self._update_targets()
 
             if self.param_noise is not None and self._n_updates % self.param_noise_adaption_interval == 0:
                 self._adapt_param_noise()
 
-        losses = th.stack([critic_loss_sum, actor_loss_sum, mean_q_sum]).cpu().numpy()
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
-        if n_actor_updates > 0:
-            self.logger.record("train/actor_loss", float(losses[1]) / n_actor_updates)
-        self.logger.record("train/critic_loss", float(losses[0]) / gradient_steps)
-        self.logger.record("train/mean_q", float(losses[2]) / gradient_steps)
+        if critic_loss_sum is not None and mean_q_sum is not None:
+            sums = [critic_loss_sum, mean_q_sum] if actor_loss_sum is None else [critic_loss_sum, mean_q_sum, actor_loss_sum]
+            losses = th.stack(sums).tolist()  # the one device sync of this call
+            self.logger.record("train/critic_loss", losses[0] / gradient_steps)
+            self.logger.record("train/mean_q", losses[1] / gradient_steps)
+            if actor_loss_sum is not None:
+                self.logger.record("train/actor_loss", losses[2] / n_actor_updates)
+
+    def _usable_manual_backward(self) -> ManualBackward | None:
+        """The hand-written gradients when they are on and apply now (CPU, no gradient hooks), else None."""
+        manual = self._manual_backward
+        if not self.manual_backward or manual is None or not manual.usable():
+            return None
+        return manual
+
+    def _critic_backward(
+        self, replay_data: Any, target_q_values: th.Tensor, manual: ManualBackward | None
+    ) -> tuple[th.Tensor, th.Tensor]:
+        """Critic loss and its gradients (in the Q-networks' ``.grad``); returns the loss and the first Q-values."""
+        if manual is not None:
+            # The same gradients, computed by hand (see manual_backward.py)
+            return manual.critic_backward(replay_data.observations, replay_data.actions, target_q_values)
+        current_q_values = self.critic(replay_data.observations, replay_data.actions)
+        critic_loss = F.mse_loss(current_q_values[0], target_q_values)
+        for current_q in current_q_values[1:]:
+            critic_loss = critic_loss + F.mse_loss(current_q, target_q_values)
+        self.critic.optimizer.zero_grad(set_to_none=True)
+        critic_loss.backward()
+        return critic_loss.detach(), current_q_values[0].detach()
+
+    def _actor_backward(self, observations: th.Tensor, manual: ManualBackward | None) -> th.Tensor:
+        """Actor loss and its gradients (in the actor's ``.grad``); returns the loss."""
+        if manual is not None:
+            return manual.actor_backward(observations)
+        # The critic is frozen during the actor's backward pass: its gradients would be thrown away
+        for param in self._q_network_params:
+            param.requires_grad_(False)
+        actor_loss = -self.critic.q1_forward(observations, self.actor(observations)).mean()
+        self.actor.optimizer.zero_grad(set_to_none=True)
+        actor_loss.backward()
+        for param in self._q_network_params:
+            param.requires_grad_(True)
+        return actor_loss.detach()
 
     def _sample_bytes(self) -> int:
         """Bytes of one sampled transition (observation and next observation dominate)."""
@@ -434,8 +474,9 @@ class DDPGPlus(OffPolicyAlgorithm):
     @th.no_grad()
     def _update_targets(self) -> None:
         # Polyak update, fused: target <- target + tau * (online - target) == (1 - tau) * target + tau * online
-        th._foreach_lerp_(self._critic_target_params, self._critic_params, self.tau)
-        th._foreach_lerp_(self._actor_target_params, self._actor_params, self.tau)
+        th._foreach_lerp_(
+            self._critic_target_params + self._actor_target_params, self._critic_params + self._actor_params, self.tau
+        )
         # Copy running stats, see GH issue #996
         for source, target in (
             (self.critic_batch_norm_stats, self.critic_batch_norm_stats_target),
@@ -724,6 +765,7 @@ class DDPGPlus(OffPolicyAlgorithm):
             "_critic_params",
             "_critic_target_params",
             "_q_network_params",
+            "_manual_backward",
             "_perturbed_actors",
             "_scratch_actor",
             "actor_batch_norm_stats",
@@ -743,6 +785,10 @@ def _optimizer_step(optimizer: th.optim.Optimizer) -> None:
         optimizer.lean_step()
     else:
         optimizer.step()
+
+
+def _accumulate(total: th.Tensor | None, value: th.Tensor) -> th.Tensor:
+    return value if total is None else total + value
 
 
 def _slice_samples(data: Any, start: int, length: int) -> Any:

@@ -67,6 +67,7 @@ _SCHEMA: dict[str, Any] = {
     "target_policy_noise": _FLOAT,
     "target_noise_clip": _FLOAT,
     "check_numerics": _BOOL,
+    "manual_backward": _BOOL,
     "policy_kwargs": dict,
     "replay_buffer_kwargs": dict,
     "seed": _INT,

@@ -12,6 +12,7 @@ import inspect
 from typing import Any
 
 import torch as th
+from torch.optim.optimizer import _global_optimizer_post_hooks, _global_optimizer_pre_hooks
 
 # Adam's own update, without the wrapper that runs hooks (our `step` is wrapped already)
 _adam_step = inspect.unwrap(th.optim.Adam.step)
@@ -28,8 +29,6 @@ class LeanAdam(th.optim.Adam):
         self._lean_groups: list[tuple[dict[str, Any], list[th.Tensor], list[th.Tensor], list[th.Tensor], list[th.Tensor]]] = []
 
     def _has_hooks(self) -> bool:
-        from torch.optim.optimizer import _global_optimizer_post_hooks, _global_optimizer_pre_hooks
-
         return bool(
             self._optimizer_step_pre_hooks
             or self._optimizer_step_post_hooks

@@ -23,6 +23,7 @@ from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
 from torch import nn
 from torch.nn import functional as F
 
+from sb3_ddpg_plus.matmul import linear
 from sb3_ddpg_plus.optim import LeanAdam
 
 
@@ -44,7 +45,7 @@ def mlp_forward(mlp: nn.Sequential, x: th.Tensor) -> th.Tensor:
     for layer in mlp:
         kind = type(layer)
         if kind is nn.Linear:
-            x = F.linear(x, layer.weight, layer.bias)
+            x = linear(x, layer.weight, layer.bias)
         elif kind is nn.ReLU:
             x = F.relu(x)
         elif kind is nn.Tanh:

@@ -36,6 +36,11 @@ def check_int(name: str, value: Any, minimum: int) -> None:
         raise ValueError(f"`{name}` must be >= {minimum}, got {value}")
 
 
+def check_bool(name: str, value: Any) -> None:
+    if not isinstance(value, bool | np.bool_):
+        raise TypeError(f"`{name}` must be True or False, got {value!r} ({type(value).__name__})")
+
+
 def check_float(name: str, value: Any, low: float, high: float, low_open: bool = False, high_open: bool = False) -> None:
     if not _is_number(value):
         raise TypeError(f"`{name}` must be a number, got {value!r} ({type(value).__name__})")

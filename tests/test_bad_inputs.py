@@ -62,6 +62,8 @@ def test_bad_action_spaces(action_space, message):
         (dict(action_noise="normal"), TypeError, "action_noise"),
         (dict(param_noise={"initial_stddev": -1}), ValueError, "initial_stddev"),
         (dict(policy_kwargs=[64, 64]), TypeError, "policy_kwargs"),
+        (dict(manual_backward="yes"), TypeError, "manual_backward"),
+        (dict(check_numerics=1), TypeError, "check_numerics"),
         (dict(policy="LstmPolicy"), ValueError, "LstmPolicy"),
     ],
 )

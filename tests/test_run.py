@@ -164,3 +164,11 @@ def test_predict_shapes_and_bounds():
     assert np.all(np.abs(actions) <= 2.0)
     single, _ = model.predict(obs[0])
     assert single.shape == (1,)
+
+
+def test_train_with_zero_gradient_steps_is_a_no_op():
+    model = DDPGPlus("MlpPolicy", "Pendulum-v1", seed=0, **FAST)
+    model.learn(100)
+    n_updates = model._n_updates
+    model.train(gradient_steps=0, batch_size=8)
+    assert model._n_updates == n_updates
