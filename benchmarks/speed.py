@@ -354,9 +354,7 @@ def run_case(ours_cls: type, env_id: str, arch: Sequence[int], repeats: int, qui
     learn_ratio = median([o / s for o, s in zip(raw["learn"]["ours"], raw["learn"]["sb3"], strict=True)])
     train_ratio = median([o / s for o, s in zip(raw["train"]["ours"], raw["train"]["sb3"], strict=True)])
     floor_ratio = median([o / f for o, f in zip(raw["train"]["ours"], raw["train"]["floor"], strict=True)])
-    if "ours_autograd" in raw["train"]:
-        autograd_ratio = median([o / a for o, a in zip(raw["train"]["ours"], raw["train"]["ours_autograd"], strict=True)])
-    return {
+    case = {
         "env": env_id,
         "arch": list(arch),
         "learn_steps": learn_steps,
@@ -366,9 +364,12 @@ def run_case(ours_cls: type, env_id: str, arch: Sequence[int], repeats: int, qui
         "learn_ratio_ours_sb3": learn_ratio,
         "train_ratio_ours_sb3": train_ratio,
         "train_ratio_ours_floor": floor_ratio,
-        **({"train_ratio_ours_autograd": autograd_ratio} if "ours_autograd" in raw["train"] else {}),
         "raw": raw,
     }
+    if "ours_autograd" in raw["train"]:
+        autograd = raw["train"]["ours_autograd"]
+        case["train_ratio_ours_autograd"] = median([o / a for o, a in zip(raw["train"]["ours"], autograd, strict=True)])
+    return case
 
 
 def buffer_case(ours_cls: type, env_id: str) -> dict[str, Any]:

@@ -87,7 +87,7 @@ class DDPGPlus(OffPolicyAlgorithm):
         losses, naming the tensor and the step (costs one device sync per gradient step)
     :param manual_backward: Compute the gradients of plain MLP policies (Linear layers with ReLU or Tanh, the
         default extractor, flat Box observations) on the CPU by hand instead of with autograd: the same update,
-        about twice as fast for small networks. ``False`` always uses autograd.
+        faster (``benchmarks/results/speed.md`` measures by how much). ``False`` always uses autograd.
     :param stats_window_size: Window size for the rollout logging, specifying the number of episodes to average
         the reported success rate, mean episode length, and mean reward over
     :param tensorboard_log: The log location for tensorboard (if None, no logging)

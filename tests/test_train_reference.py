@@ -51,11 +51,19 @@ def reference_update(actor, critic, actor_target, critic_target, data, gamma, ta
         dict(policy_kwargs=dict(net_arch=[32, 32], actor_layer_norm=True, critic_layer_norm=True)),
     ],
 )
-def test_one_train_step_matches_reference(options):
+@pytest.mark.parametrize("manual_backward", [True, False])
+def test_one_train_step_matches_reference(options, manual_backward):
     options = dict(options)
     policy_kwargs = options.pop("policy_kwargs", dict(net_arch=[32, 32]))
     model = DDPGPlus(
-        "MlpPolicy", "Pendulum-v1", learning_starts=64, batch_size=64, seed=3, policy_kwargs=policy_kwargs, **options
+        "MlpPolicy",
+        "Pendulum-v1",
+        learning_starts=64,
+        batch_size=64,
+        seed=3,
+        policy_kwargs=policy_kwargs,
+        manual_backward=manual_backward,
+        **options,
     )
     model.learn(64)  # fills the buffer, no update yet
     assert model._n_updates == 0
