@@ -1,6 +1,7 @@
 """
 Throughput benchmark: upstream SB3 ``DDPG`` against ``DDPGPlus`` with identical hyperparameters, plus a minimal eager
-PyTorch DDPG update (the floor) and replay-buffer bytes per transition.
+PyTorch DDPG update (the floor), the environment step alone (the part of a ``learn()`` step both libraries pay) and
+replay-buffer bytes per transition.
 
 Run ``python -m benchmarks speed`` (or ``python -m benchmarks.speed``); ``--quick`` is a smoke run for CI.
 Measurements of the two libraries are alternated in one process (the order flips every repeat) so that the slowly
@@ -20,7 +21,9 @@ from typing import Any
 import numpy as np
 import torch as th
 from stable_baselines3 import DDPG
+from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.noise import NormalActionNoise
+from stable_baselines3.common.vec_env import DummyVecEnv
 from torch import nn
 from torch.nn import functional as F
 
@@ -146,6 +149,33 @@ class LearnTimer:
         start = time.perf_counter()
         self.model.learn(self.steps, reset_num_timesteps=False)
         return self.steps / (time.perf_counter() - start)
+
+
+class EnvStepTimer:
+    """
+    Times ``VecEnv.step`` alone, in the wrappers ``learn()`` puts around a single environment (``Monitor`` inside a
+    ``DummyVecEnv``), with uniform random actions drawn beforehand: the part of a ``learn()`` step that both
+    libraries pay alike.
+
+    :param env_id: Environment id.
+    :param seed: Seed.
+    :param steps: Env steps per measurement.
+    """
+
+    def __init__(self, env_id: str, seed: int, steps: int) -> None:
+        self.env = DummyVecEnv([lambda: Monitor(make_env(env_id, seed=seed))])
+        self.env.reset()
+        self.env.action_space.seed(seed)
+        self.actions = [np.array([self.env.action_space.sample()]) for _ in range(steps)]
+
+    def measure(self) -> float:
+        """
+        :return: Env steps per second of ``VecEnv.step``.
+        """
+        start = time.perf_counter()
+        for action in self.actions:
+            self.env.step(action)
+        return len(self.actions) / (time.perf_counter() - start)
 
 
 class TrainTimer:
@@ -337,6 +367,7 @@ def run_case(ours_cls: type, env_id: str, arch: Sequence[int], repeats: int, qui
         "train": {name: TrainTimer(cls, env_id, arch, seed, train_steps) for name, cls in (("sb3", DDPG), ("ours", ours_cls))},
     }
     timers["train"]["floor"] = FloorDDPG(obs_dim, action_dim, arch, train_steps, seed)
+    timers["env"] = {"env_step": EnvStepTimer(env_id, seed, learn_steps)}
     if not is_stand_in(ours_cls):
         timers["train"]["ours_autograd"] = TrainTimer(ours_cls, env_id, arch, seed, train_steps, autograd_only=True)
     raw: dict[str, dict[str, list[float]]] = {kind: {name: [] for name in group} for kind, group in timers.items()}
@@ -361,6 +392,7 @@ def run_case(ours_cls: type, env_id: str, arch: Sequence[int], repeats: int, qui
         "train_steps": train_steps,
         "learn_steps_per_s": learn,
         "train_updates_per_s": train,
+        "env_steps_per_s": median(raw["env"]["env_step"]),
         "learn_ratio_ours_sb3": learn_ratio,
         "train_ratio_ours_sb3": train_ratio,
         "train_ratio_ours_floor": floor_ratio,
@@ -456,6 +488,24 @@ def render_markdown(report: dict[str, Any]) -> str:
         lines.append(
             f"| {case['env']} | {arch_name(case['arch'])} | {case['learn_steps']} | {learn['sb3']:.1f} | {learn['ours']:.1f} "
             f"| **{case['learn_ratio_ours_sb3']:.2f}x** |"
+        )
+    lines += [
+        "",
+        "## Where one `learn()` step goes (microseconds per env step, medians)",
+        "",
+        "`env.step` is `VecEnv.step` alone in the wrappers `learn()` uses (Monitor in a DummyVecEnv), random actions: "
+        "both libraries pay it. `train()` alone is one gradient update from the table below. The last column is the "
+        "whole step DDPGPlus may take for the 2.5x target.",
+        "",
+        "| env | net_arch | SB3 DDPG | DDPGPlus | env.step | DDPGPlus outside env.step | DDPGPlus train() alone | SB3 / 2.5 |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for case in report["cases"]:
+        learn, train = case["learn_steps_per_s"], case["train_updates_per_s"]
+        sb3_us, ours_us, env_us = 1e6 / learn["sb3"], 1e6 / learn["ours"], 1e6 / case["env_steps_per_s"]
+        lines.append(
+            f"| {case['env']} | {arch_name(case['arch'])} | {sb3_us:.0f} | {ours_us:.0f} | {env_us:.0f} "
+            f"| {ours_us - env_us:.0f} | {1e6 / train['ours']:.0f} | {sb3_us / 2.5:.0f} |"
         )
     lines += [
         "",

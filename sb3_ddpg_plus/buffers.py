@@ -178,6 +178,21 @@ class DDPGPlusReplayBuffer(ReplayBuffer):
         :param done: Whether each episode ended (terminated or truncated)
         :param infos: Infos, read for ``TimeLimit.truncated``
         """
+        if self.n_envs == 1 and self._on_cpu:
+            self._add_single(obs, next_obs, action, reward, done, infos)
+        else:
+            self._add_general(obs, next_obs, action, reward, done, infos)
+
+    def _add_general(
+        self,
+        obs: np.ndarray | dict[str, np.ndarray],
+        next_obs: np.ndarray | dict[str, np.ndarray],
+        action: np.ndarray,
+        reward: np.ndarray,
+        done: np.ndarray,
+        infos: list[dict[str, Any]],
+    ) -> None:
+        """``add`` for any number of environments and either storage."""
         env, pos = self._env_indices, self._positions
         done = np.asarray(done, dtype=bool).reshape(self.n_envs)
         if self.handle_timeout_termination:
@@ -203,6 +218,45 @@ class DDPGPlusReplayBuffer(ReplayBuffer):
             # After an episode end, keep that slot (the final observation) and start the next episode after it
             step += done
         self._advance(step)
+
+    def _add_single(
+        self,
+        obs: np.ndarray | dict[str, np.ndarray],
+        next_obs: np.ndarray | dict[str, np.ndarray],
+        action: np.ndarray,
+        reward: np.ndarray,
+        done: np.ndarray,
+        infos: list[dict[str, Any]],
+    ) -> None:
+        """
+        ``add`` for one environment on the CPU (the common case), with Python scalars instead of one-element arrays.
+        The same writes as the general path (``tests/test_buffers.py`` compares them).
+        """
+        pos = int(self._positions[0])
+        ended = bool(np.asarray(done, dtype=bool).reshape(1)[0])
+        truncated = self.handle_timeout_termination and bool(infos[0].get("TimeLimit.truncated", False))
+        next_pos = (pos + 1) % self.buffer_size
+        for key, store in self._obs.items():
+            shape = store.shape[2:]
+            store[0, pos] = np.asarray(obs[key] if key else obs).reshape(shape)
+            next_value = np.asarray(next_obs[key] if key else next_obs).reshape(shape)
+            if self.optimize_memory_usage:
+                store[0, next_pos] = next_value
+            else:
+                self._next_obs[key][0, pos] = next_value
+        self._actions[0, pos] = np.asarray(action, dtype=np.float32).reshape(self.action_dim)
+        self._rewards[0, pos] = np.asarray(reward, dtype=np.float32).reshape(1)[0]
+        self._flags[0, pos] = VALID | (TERMINATED if ended and not truncated else 0) | (EPISODE_END if ended else 0)
+        step = 1
+        if self.optimize_memory_usage:
+            # As in the general path: the next slot holds the next observation; an episode end keeps it
+            self._flags[0, next_pos] = 0
+            step += ended
+        new_position = pos + step
+        if new_position >= self.buffer_size:
+            self._full[0] = True
+        self._positions[0] = new_position % self.buffer_size
+        self._sync_positions()
 
     def _advance(self, step: np.ndarray) -> None:
         new_positions = self._positions + step
@@ -230,11 +284,16 @@ class DDPGPlusReplayBuffer(ReplayBuffer):
     def _sample_slots(self, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
         """Uniform over valid transitions: draw (env, slot) pairs and redraw the few that are not valid."""
         extents = np.where(self._full, self.buffer_size, self._positions)
-        # (a non-empty ring always holds a valid transition: its first slot is written as one)
-        if extents.max() == 0:
-            raise ValueError("Cannot sample from an empty replay buffer: add transitions first")
         max_extent = int(extents.max())
-        envs, slots = np.divmod(np.random.randint(0, self.n_envs * max_extent, size=batch_size), max_extent)
+        # (a non-empty ring always holds a valid transition: its first slot is written as one)
+        if max_extent == 0:
+            raise ValueError("Cannot sample from an empty replay buffer: add transitions first")
+        draws = np.random.randint(0, self.n_envs * max_extent, size=batch_size)
+        if self.n_envs == 1:
+            # (the same draws as the divmod below, without it)
+            envs, slots = np.zeros(batch_size, dtype=draws.dtype), draws
+        else:
+            envs, slots = np.divmod(draws, max_extent)
         if not self.optimize_memory_usage:
             # Every environment writes one slot per step: all slots below the (common) extent are valid
             return envs, slots
@@ -268,11 +327,19 @@ class DDPGPlusReplayBuffer(ReplayBuffer):
             alive &= ~(flags & EPISODE_END).astype(bool)
         return returns, last, discounts
 
-    def _gather(self, store: dict[str, Any], envs: np.ndarray, slots: np.ndarray) -> dict[str, th.Tensor]:
+    def _flat_index(self, envs: np.ndarray, slots: np.ndarray) -> np.ndarray:
+        """Row indices into the ``[n_envs * buffer_size, ...]`` view of the storage."""
+        return slots if self.n_envs == 1 else envs * self.buffer_size + slots
+
+    def _gather(self, store: dict[str, Any], rows: np.ndarray) -> dict[str, th.Tensor]:
+        """The given rows (flat indices) of each array; on the CPU wrapped as tensors without a further copy."""
         if self._on_cpu:
-            return {key: th.from_numpy(value[envs, slots]) for key, value in store.items()}
-        index = (th.as_tensor(envs, device=self.storage_device), th.as_tensor(slots, device=self.storage_device))
-        return {key: value[index] for key, value in store.items()}
+            # np.take on the flat view is faster than indexing [envs, slots]
+            return {
+                key: th.from_numpy(np.take(value.reshape(-1, *value.shape[2:]), rows, axis=0)) for key, value in store.items()
+            }
+        index = th.as_tensor(rows, device=self.storage_device)
+        return {key: value.flatten(0, 1)[index] for key, value in store.items()}
 
     def _normalize(self, observations: dict[str, th.Tensor], env: VecNormalize | None) -> Any:
         if env is None:
@@ -310,16 +377,19 @@ class DDPGPlusReplayBuffer(ReplayBuffer):
         :param env: ``VecNormalize`` wrapper, if any
         :return: The samples
         """
+        rows = self._flat_index(envs, slots)
         if self.n_steps > 1:
             returns, last, discounts_np = self._n_step_targets(envs, slots)
+            last_rows = self._flat_index(envs, last)
         else:
-            returns, last, discounts_np = self._rewards[envs, slots], slots, None
-        observations = self._gather(self._obs, envs, slots)
+            returns, last, discounts_np = np.take(self._rewards.reshape(-1), rows), slots, None
+            last_rows = rows
+        observations = self._gather(self._obs, rows)
         if self.optimize_memory_usage:
-            next_observations = self._gather(self._obs, envs, (last + 1) % self.buffer_size)
+            next_observations = self._gather(self._obs, self._flat_index(envs, (last + 1) % self.buffer_size))
         else:
-            next_observations = self._gather(self._next_obs, envs, last)
-        dones = ((self._flags[envs, last] & TERMINATED) != 0).astype(np.float32)
+            next_observations = self._gather(self._next_obs, last_rows)
+        dones = ((np.take(self._flags.reshape(-1), last_rows) & TERMINATED) != 0).astype(np.float32)
         rewards = env.normalize_reward(returns) if env is not None else returns
         device = self.device
         obs_out = self._normalize(observations, env)
@@ -327,7 +397,7 @@ class DDPGPlusReplayBuffer(ReplayBuffer):
         if self.storage_device != device:
             obs_out = self._to_device(obs_out)
             next_obs_out = self._to_device(next_obs_out)
-        actions = self._gather({"": self._actions}, envs, slots)[""].to(device)
+        actions = self._gather({"": self._actions}, rows)[""].to(device)
         dones_t = th.as_tensor(dones, device=device).reshape(-1, 1)
         rewards_t = th.as_tensor(np.asarray(rewards, dtype=np.float32), device=device).reshape(-1, 1)
         discounts = None

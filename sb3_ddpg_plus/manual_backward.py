@@ -100,6 +100,18 @@ class PlainMLP:
             outputs.append(x)
         return outputs
 
+    def output(self, inputs: th.Tensor) -> th.Tensor:
+        """
+        :param inputs: A batch of inputs
+        :return: The network's output, as ``forward(inputs)[-1]`` (nothing is kept for a backward pass)
+        """
+        last = len(self.weights) - 1
+        x = inputs
+        for idx in range(last):
+            x = self._activation_forward(linear(x, self.weights[idx], self.biases[idx]))
+        x = linear(x, self.weights[last], self.biases[last])
+        return x.tanh_() if self.squash else x
+
     def backward(
         self, outputs: list[th.Tensor], grad_output: th.Tensor, accumulate_parameters: bool, input_columns: slice | None
     ) -> th.Tensor | None:
@@ -200,15 +212,20 @@ class ManualBackward:
         return observations.float().flatten(1)
 
     @th.no_grad()
+    def act(self, observations: th.Tensor) -> th.Tensor:
+        """:return: The actor's actions, as ``policy.actor(observations)`` (acting: no gradient)"""
+        return self.actor.output(self._features(observations))
+
+    @th.no_grad()
     def target_actor(self, observations: th.Tensor) -> th.Tensor:
         """:return: The target actor's actions, as ``policy.actor_target(observations)``"""
-        return self.actor_target.forward(self._features(observations))[-1]
+        return self.actor_target.output(self._features(observations))
 
     @th.no_grad()
     def target_critic(self, observations: th.Tensor, actions: th.Tensor) -> tuple[th.Tensor, ...]:
         """:return: The target Q-values, as ``policy.critic_target(observations, actions)``"""
         qvalue_input = th.cat([self._features(observations), actions], dim=1)
-        return tuple(q_net.forward(qvalue_input)[-1] for q_net in self.q_networks_target)
+        return tuple(q_net.output(qvalue_input) for q_net in self.q_networks_target)
 
     @th.no_grad()
     def critic_backward(

@@ -26,7 +26,9 @@ class LeanAdam(th.optim.Adam):
     def __init__(self, params: Any, **kwargs: Any) -> None:
         kwargs["fused"] = True
         super().__init__(params, **kwargs)
-        self._lean_groups: list[tuple[dict[str, Any], list[th.Tensor], list[th.Tensor], list[th.Tensor], list[th.Tensor]]] = []
+        self._lean_groups: list[
+            tuple[dict[str, Any], list[th.Tensor], list[th.Tensor], list[th.Tensor], list[th.Tensor], th.Tensor | None]
+        ] = []
 
     def _has_hooks(self) -> bool:
         return bool(
@@ -49,14 +51,19 @@ class LeanAdam(th.optim.Adam):
             if not all(p in self.state and "step" in self.state[p] for p in params):
                 return False
             states = [self.state[p] for p in params]
+            steps = [s["step"] for s in states]
+            counters = None
+            kinds = {(step.dim(), step.dtype, step.device) for step in steps}
+            if len(kinds) == 1 and next(iter(kinds))[0] == 0:
+                # Each parameter's step counter becomes one element of a shared tensor, so that one add_ advances
+                # them all (a foreach add over 0-d CPU tensors costs several times as much). Distinct elements: the state
+                # stays valid for Adam itself, which increments each counter once.
+                counters = th.stack(steps)
+                steps = list(counters.unbind())
+                for state, step in zip(states, steps, strict=True):
+                    state["step"] = step
             self._lean_groups.append(
-                (
-                    group,
-                    params,
-                    [s["exp_avg"] for s in states],
-                    [s["exp_avg_sq"] for s in states],
-                    [s["step"] for s in states],
-                )
+                (group, params, [s["exp_avg"] for s in states], [s["exp_avg_sq"] for s in states], steps, counters)
             )
         return True
 
@@ -86,13 +93,19 @@ class LeanAdam(th.optim.Adam):
             self._lean_groups = []
             _adam_step(self)
             return
-        for group, params, exp_avgs, exp_avg_sqs, steps in self._lean_groups:
-            grads = [p.grad for p in params]
-            if any(grad is None for grad in grads):
-                self._lean_groups = []
-                _adam_step(self)
-                return
-            th._foreach_add_(steps, 1)
+        grads_per_group = [[p.grad for p in params] for _, params, *_ in self._lean_groups]
+        if any(grad is None for grads in grads_per_group for grad in grads):
+            # Checked for every group before any steps: Adam's own step then updates each parameter once
+            self._lean_groups = []
+            _adam_step(self)
+            return
+        for (group, params, exp_avgs, exp_avg_sqs, steps, counters), grads in zip(
+            self._lean_groups, grads_per_group, strict=True
+        ):
+            if counters is not None:
+                counters.add_(1)
+            else:
+                th._foreach_add_(steps, 1)
             beta1, beta2 = group["betas"]
             th._fused_adam_(
                 params,

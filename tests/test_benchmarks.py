@@ -321,6 +321,14 @@ def test_floor_and_buffer_bytes():
     assert speed.buffer_bytes_per_transition(DDPG, "Pendulum-v1", optimize_memory_usage=True) == pytest.approx(28.0)
 
 
+def test_env_step_timer_steps_the_wrapped_env():
+    timer = speed.EnvStepTimer("Pendulum-v1", seed=0, steps=5)
+    before = timer.env.get_attr("_elapsed_steps")[0]
+    assert timer.measure() > 0
+    assert timer.env.get_attr("_elapsed_steps")[0] == before + 5
+    assert timer.env.envs[0].__class__.__name__ == "Monitor"
+
+
 def test_speed_quick_writes_report(tmp_path):
     pytest.importorskip("sb3_ddpg_plus")
     parser = argparse.ArgumentParser()
@@ -330,8 +338,9 @@ def test_speed_quick_writes_report(tmp_path):
     )
     case = result["cases"][0]
     assert case["learn_ratio_ours_sb3"] > 0 and case["train_updates_per_s"]["floor"] > 0
+    assert case["env_steps_per_s"] > case["learn_steps_per_s"]["ours"]  # a learn() step includes an env step
     text = (tmp_path / "speed.md").read_text()
-    assert "ratio ours/SB3" in text and "torch threads 1" in text
+    assert "ratio ours/SB3" in text and "torch threads 1" in text and "DDPGPlus outside env.step" in text
     assert json.loads((tmp_path / "speed.json").read_text())["settings"]["repeats"] == 1
 
 

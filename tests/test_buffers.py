@@ -269,3 +269,37 @@ def test_torch_storage_path_matches_reference(monkeypatch, optimize_memory_usage
     reference = fill(buffer, 2, 50, seed=11)
     assert isinstance(buffer._obs[""], th.Tensor)
     assert check_all_valid_slots(buffer, reference, 3) > 0
+
+
+@pytest.mark.parametrize("optimize_memory_usage", [False, True])
+@pytest.mark.parametrize("handle_timeout_termination", [False, True])
+def test_single_env_add_writes_what_the_general_path_writes(optimize_memory_usage, handle_timeout_termination):
+    """One CPU environment has its own scalar ``add``: the same arrays as the general path, through episode ends,
+    truncations, wrap-around and a start_new_trajectory."""
+    kwargs = dict(
+        device="cpu",
+        optimize_memory_usage=optimize_memory_usage,
+        handle_timeout_termination=handle_timeout_termination,
+        n_steps=2,
+        gamma=GAMMA,
+    )
+    single, general = (DDPGPlusReplayBuffer(13, OBS_SPACE, ACT_SPACE, **kwargs) for _ in range(2))
+    rng = np.random.default_rng(0)
+    for step in range(40):
+        obs, next_obs = rng.normal(size=(2, 1, 3)).astype(np.float32)
+        action = rng.uniform(-1, 1, size=(1, 2))
+        reward = rng.normal(size=1)
+        done = np.array([rng.random() < 0.2])
+        infos = [{"TimeLimit.truncated": bool(rng.random() < 0.5)} if done[0] else {}]
+        single.add(obs, next_obs, action, reward, done, infos)
+        general._add_general(obs, next_obs, action, reward, done, infos)
+        if step == 25:
+            single.start_new_trajectory()
+            general.start_new_trajectory()
+    for name in ("_actions", "_rewards", "_flags", "_positions", "_full"):
+        np.testing.assert_array_equal(getattr(single, name), getattr(general, name), err_msg=name)
+    for stores in ("_obs", "_next_obs"):
+        for key, value in getattr(single, stores).items():
+            np.testing.assert_array_equal(value, getattr(general, stores)[key])
+    assert (single.pos, single.full) == (general.pos, general.full)
+    assert single.full  # the ring wrapped around

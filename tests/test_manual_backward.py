@@ -77,6 +77,8 @@ def test_gradients_equal_autograd(obs_shape, action_dim, policy_kwargs):
     with th.no_grad():
         next_actions = policy.actor_target(observations)
         assert th.allclose(manual.target_actor(observations), next_actions, atol=TOL, rtol=0)
+        assert th.allclose(manual.act(observations), policy.actor(observations), atol=TOL, rtol=0)
+        assert th.allclose(manual.act(observations[:1]), policy.actor(observations[:1]), atol=TOL, rtol=0)
         for q, ref in zip(
             manual.target_critic(observations, next_actions), policy.critic_target(observations, next_actions), strict=True
         ):
@@ -154,6 +156,36 @@ def test_switch_off_and_gradient_hooks_use_autograd(monkeypatch):
     model.learn(60)
     assert calls["manual"] == 0
     assert len(hook_calls) == 10
+
+
+def test_acting_uses_the_lean_forward_unless_the_actor_has_hooks(monkeypatch):
+    model = DDPGPlus("MlpPolicy", "Pendulum-v1", learning_starts=0, seed=0)
+    model.learn(1)  # sets _last_obs
+    lean_calls = []
+    original_act = ManualBackward.act
+
+    def counting_act(self, observations):
+        lean_calls.append(1)
+        return original_act(self, observations)
+
+    monkeypatch.setattr(ManualBackward, "act", counting_act)
+    model.action_noise = None
+    action, buffer_action = model._sample_action(learning_starts=0)
+    assert len(lean_calls) == 1
+    with th.no_grad():
+        expected = model.actor(th.as_tensor(model._last_obs)).numpy()
+    assert np.allclose(buffer_action, expected, atol=TOL)
+    assert np.allclose(action, model.policy.unscale_action(expected), atol=1e-5)
+
+    # A forward hook on the actor must run: acting then goes through the module
+    hook_calls = []
+    handle = model.actor.register_forward_hook(lambda module, args, output: hook_calls.append(1))
+    model._sample_action(learning_starts=0)
+    assert len(lean_calls) == 1 and len(hook_calls) == 1
+    handle.remove()
+    model.manual_backward = False
+    model._sample_action(learning_starts=0)
+    assert len(lean_calls) == 1
 
 
 def test_manual_backward_is_saved_and_loaded(tmp_path):

@@ -40,10 +40,16 @@ def test_same_updates_as_adam(weight_decay, lean):
         _train_step(twin, lean_adam, x, lean=lean)
     for a, b in zip(net.parameters(), twin.parameters(), strict=True):
         assert th.allclose(a, b, atol=1e-6, rtol=0)
-    # Adam's state format: a LeanAdam state loads into Adam and back
-    th.optim.Adam(_groups(net), lr=1e-3).load_state_dict(lean_adam.state_dict())
-    lean_adam.load_state_dict(lean_adam.state_dict())
+    # Adam's state format: a LeanAdam state loads into Adam and back, and both go on with the same step counts
+    # (LeanAdam keeps the counters as elements of one tensor: each is still advanced once per step)
+    # (deep copies, as after saving and loading: load_state_dict keeps the very step tensors it is given)
+    adam_copy = th.optim.Adam(_groups(net), lr=1e-3)
+    adam_copy.load_state_dict(copy.deepcopy(lean_adam.state_dict()))
+    lean_adam.load_state_dict(copy.deepcopy(lean_adam.state_dict()))
     _train_step(twin, lean_adam, x, lean=lean)
+    _train_step(net, adam_copy, x)
+    for optimizer in (adam_copy, lean_adam):
+        assert [float(state["step"]) for state in optimizer.state.values()] == [31.0] * 6
 
 
 def test_hooks_still_run():
@@ -74,3 +80,23 @@ def test_closure_and_missing_gradients_fall_back():
     before = net[0].weight.clone()
     optimizer.lean_step()
     assert th.equal(before, net[0].weight)
+
+
+def test_missing_gradient_in_a_later_group_steps_each_parameter_once():
+    net, twin, adam, lean_adam = _pair()
+    x = th.randn(8, 5)
+    for _ in range(3):  # past the first step: LeanAdam's fast path is set up
+        _train_step(net, adam, x)
+        _train_step(twin, lean_adam, x, lean=True)
+    # Every parameter has a gradient except one in the second group (the first group is complete)
+    th.manual_seed(1)
+    for optimizer, model in ((adam, net), (lean_adam, twin)):
+        optimizer.zero_grad(set_to_none=True)
+        th.manual_seed(1)
+        for param in model.parameters():
+            param.grad = th.randn_like(param)
+        model[1].bias.grad = None
+    adam.step()
+    lean_adam.lean_step()
+    for a, b in zip(net.parameters(), twin.parameters(), strict=True):
+        assert th.allclose(a, b, atol=1e-6, rtol=0)
