@@ -21,6 +21,13 @@ from tests.conftest import FAST
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory):
     path = tmp_path_factory.mktemp("ckpt")
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        # (module scope: the autouse SB3_LOGDIR fixture of conftest.py is not active yet)
+        monkeypatch.setenv("SB3_LOGDIR", str(path / "sb3_logs"))
+        return _save_and_load(path)
+
+
+def _save_and_load(path):
     model = DDPGPlus(
         "MlpPolicy",
         gym.make("Pendulum-v1", max_episode_steps=40),
