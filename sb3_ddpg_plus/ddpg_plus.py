@@ -557,8 +557,8 @@ class DDPGPlus(OffPolicyAlgorithm):
                 obs_tensor = th.as_tensor(self._last_obs, device=self.device)
             else:
                 obs_tensor = self.policy.obs_to_tensor(self._last_obs)[0]
-            manual = self._usable_manual_backward()
-            if self.param_noise is None and manual is not None and not _has_forward_hooks(self.actor):
+            manual = self._usable_manual_backward() if self.param_noise is None else None
+            if manual is not None and not _has_forward_hooks(self.actor):
                 # The same forward pass without nn.Module's call overhead (large next to a small network's layers)
                 actions = manual.act(obs_tensor)
             else:
