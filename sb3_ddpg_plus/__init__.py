@@ -5,6 +5,7 @@ from sb3_ddpg_plus.ddpg_plus import DDPGPlus
 from sb3_ddpg_plus.noise import GaussianActionNoise, OrnsteinUhlenbeckActionNoise, SigmaSchedule, make_action_noise
 from sb3_ddpg_plus.param_noise import AdaptiveParamNoiseSpec, make_param_noise
 from sb3_ddpg_plus.policies import CnnPolicy, DDPGPlusPolicy, MlpPolicy, MultiInputPolicy
+from sb3_ddpg_plus.validation import DDPGPlusInputError
 
 __version__ = "0.1.0"
 
@@ -12,6 +13,7 @@ __all__ = [
     "AdaptiveParamNoiseSpec",
     "CnnPolicy",
     "DDPGPlus",
+    "DDPGPlusInputError",
     "DDPGPlusPolicy",
     "DDPGPlusReplayBuffer",
     "GaussianActionNoise",

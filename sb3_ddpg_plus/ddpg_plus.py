@@ -3,6 +3,7 @@
 import io
 import pathlib
 import pickle
+import warnings
 import zipfile
 from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar, TypeVar
@@ -15,6 +16,7 @@ from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.noise import ActionNoise, VectorizedActionNoise
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.policies import BasePolicy
+from stable_baselines3.common.preprocessing import is_image_space
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
 from stable_baselines3.common.utils import FloatSchedule, get_parameters_by_name, update_learning_rate
 from stable_baselines3.her.her_replay_buffer import HerReplayBuffer
@@ -22,7 +24,7 @@ from torch.nn import functional as F
 
 from sb3_ddpg_plus.buffers import DDPGPlusReplayBuffer
 from sb3_ddpg_plus.checkpoints import atomic_write, capture_rng_states, load_latest_checkpoint, restore_rng_states
-from sb3_ddpg_plus.manual_backward import ManualBackward
+from sb3_ddpg_plus.manual_backward import ManualBackward, ModuleSnapshot
 from sb3_ddpg_plus.noise import ScheduledActionNoise, current_sigma, make_action_noise
 from sb3_ddpg_plus.optim import LeanAdam
 from sb3_ddpg_plus.param_noise import (
@@ -34,9 +36,12 @@ from sb3_ddpg_plus.param_noise import (
     perturb,
 )
 from sb3_ddpg_plus.policies import Actor, CnnPolicy, Critic, DDPGPlusPolicy, MlpPolicy, MultiInputPolicy
-from sb3_ddpg_plus.validation import check_action_space, check_bool, check_hyperparameters
+from sb3_ddpg_plus.validation import DDPGPlusInputError, check_action_space, check_bool, check_hyperparameters
 
 SelfDDPGPlus = TypeVar("SelfDDPGPlus", bound="DDPGPlus")
+
+# load(): "not given" for keyword arguments whose None means something
+_UNCHANGED = object()
 
 # Largest replay sample drawn at once in train() (several gradient steps share one sample up to this size)
 SAMPLE_CHUNK_BYTES = 32 * 1024 * 1024
@@ -148,7 +153,7 @@ class DDPGPlus(OffPolicyAlgorithm):
         device: th.device | str = "auto",
         _init_setup_model: bool = True,
     ):
-        check_hyperparameters(
+        hyperparameters = check_hyperparameters(
             learning_rate=learning_rate,
             actor_learning_rate=actor_learning_rate,
             critic_learning_rate=critic_learning_rate,
@@ -167,14 +172,22 @@ class DDPGPlus(OffPolicyAlgorithm):
             target_noise_clip=target_noise_clip,
             param_noise_adaption_interval=param_noise_adaption_interval,
         )
+        # Counts as Python ints (YAML reads 1e6 as a float); train_freq with an int frequency (a YAML list as a tuple)
+        buffer_size = hyperparameters["buffer_size"]
+        learning_starts = hyperparameters["learning_starts"]
+        batch_size = hyperparameters["batch_size"]
+        train_freq = hyperparameters["train_freq"]
+        gradient_steps = hyperparameters["gradient_steps"]
+        n_steps = hyperparameters["n_steps"]
+        n_critics = hyperparameters["n_critics"]
+        policy_delay = hyperparameters["policy_delay"]
+        param_noise_adaption_interval = hyperparameters["param_noise_adaption_interval"]
         check_bool("check_numerics", check_numerics)
         check_bool("manual_backward", manual_backward)
         if policy_kwargs is not None and not isinstance(policy_kwargs, dict):
             raise TypeError(f"`policy_kwargs` must be a dict, got {type(policy_kwargs).__name__}")
         if replay_buffer_kwargs is not None and not isinstance(replay_buffer_kwargs, dict):
             raise TypeError(f"`replay_buffer_kwargs` must be a dict, got {type(replay_buffer_kwargs).__name__}")
-        if isinstance(train_freq, list):  # plain data (YAML) gives lists
-            train_freq = tuple(train_freq)  # type: ignore[assignment]
         if env is not None:
             # Resolve an env id first so a wrong action space gets a clear error (SB3 only asserts)
             if isinstance(env, str):
@@ -218,7 +231,7 @@ class DDPGPlus(OffPolicyAlgorithm):
         self.manual_backward = manual_backward
         self.param_noise = make_param_noise(param_noise)
         if getattr(self, "action_space", None) is not None:
-            self.action_noise = make_action_noise(action_noise, int(np.prod(self.action_space.shape)))
+            self._set_action_noise(action_noise, seed=False)
         elif action_noise is not None:
             self.action_noise = action_noise  # type: ignore[assignment]
         # Perturbation seeds of the behaviour actors, one per environment (saved; the perturbations are rebuilt)
@@ -231,9 +244,16 @@ class DDPGPlus(OffPolicyAlgorithm):
             self.policy_kwargs["n_critics"] = n_critics
         else:
             self.policy_kwargs.setdefault("n_critics", 1)
+        # Upstream policy classes (stable_baselines3.td3.policies.TD3Policy and subclasses) build neither option
+        ours = isinstance(self.policy_class, type) and issubclass(self.policy_class, DDPGPlusPolicy)
         if critic_weight_decay > 0:
+            if not ours:
+                raise ValueError(
+                    f"`critic_weight_decay` needs a DDPGPlusPolicy; {self.policy_class.__name__} is not one (use "
+                    "`policy_kwargs=dict(optimizer_kwargs=dict(weight_decay=...))` to decay both networks, as in SB3)"
+                )
             self.policy_kwargs["critic_weight_decay"] = critic_weight_decay
-        if self.param_noise is not None and "layer_norm" not in self.policy_kwargs:
+        if self.param_noise is not None and ours and "layer_norm" not in self.policy_kwargs:
             # Layer norm makes perturbations of every layer comparable (Plappert et al., "especially important")
             self.policy_kwargs.setdefault("actor_layer_norm", True)
         if _init_setup_model:
@@ -262,15 +282,22 @@ class DDPGPlus(OffPolicyAlgorithm):
             if issubclass(self.replay_buffer_class, DDPGPlusReplayBuffer):
                 replay_buffer_kwargs.setdefault("n_steps", self.n_steps)
                 replay_buffer_kwargs.setdefault("gamma", self.gamma)
-            elif self.n_steps > 1 and "n_steps" not in replay_buffer_kwargs:
-                raise ValueError(
-                    f"`n_steps={self.n_steps}` needs a replay buffer that computes n-step returns: "
-                    f"{self.replay_buffer_class.__name__} does not (use the default DDPGPlusReplayBuffer, or pass "
-                    "`replay_buffer_kwargs` with `n_steps`)"
+            elif self.n_steps > 1:
+                # As SB3: the option is ignored (and said so) with a replay buffer class of the user's
+                hint = (
+                    "HerReplayBuffer has no n-step returns"
+                    if issubclass(self.replay_buffer_class, HerReplayBuffer)
+                    else "configure n-step returns in the buffer itself (`replay_buffer_kwargs`), or use the default "
+                    "DDPGPlusReplayBuffer, which computes them for Box and Dict observations"
+                )
+                warnings.warn(
+                    f"`n_steps={self.n_steps}` is ignored with `replay_buffer_class={self.replay_buffer_class.__name__}`: "
+                    f"{hint}",
+                    stacklevel=2,
                 )
             if issubclass(self.replay_buffer_class, HerReplayBuffer):
                 if self.env is None:
-                    raise ValueError("HerReplayBuffer needs the environment: pass `env` to the model")
+                    raise DDPGPlusInputError("HerReplayBuffer needs the environment: pass `env` to the model")
                 replay_buffer_kwargs["env"] = self.env
             self.replay_buffer = self.replay_buffer_class(
                 self.buffer_size,
@@ -289,16 +316,12 @@ class DDPGPlus(OffPolicyAlgorithm):
             **self.policy_kwargs,
         )
         self.policy = self.policy.to(self.device)
+        _check_actor_critic_policy(self.policy)
         self._convert_train_freq()
         self._create_aliases()
         update_learning_rate(self.critic.optimizer, self.critic_lr_schedule(1.0))
         if self.param_noise is not None:
             check_perturbable(self.actor)
-        # Running mean and variance of batch norm layers are copied to the targets (GH#996)
-        self.actor_batch_norm_stats = get_parameters_by_name(self.actor, ["running_"])
-        self.critic_batch_norm_stats = get_parameters_by_name(self.critic, ["running_"])
-        self.actor_batch_norm_stats_target = get_parameters_by_name(self.actor_target, ["running_"])
-        self.critic_batch_norm_stats_target = get_parameters_by_name(self.critic_target, ["running_"])
         # Perturbed actors are rebuilt lazily from the saved seeds once the weights are loaded
         self._perturbed_actors: list[th.nn.Module] = []
         self._scratch_actor: th.nn.Module | None = None
@@ -308,6 +331,16 @@ class DDPGPlus(OffPolicyAlgorithm):
         self.actor_target = self.policy.actor_target
         self.critic = self.policy.critic
         self.critic_target = self.policy.critic_target
+        observation_space = self.policy.observation_space
+        # Observations that reach the actor as one tensor, without obs_to_tensor's dict/image handling
+        self._flat_box_obs = isinstance(observation_space, spaces.Box) and not is_image_space(observation_space)
+        self._cache_networks()
+
+    def _cache_networks(self) -> None:
+        """
+        What train() and acting read from the networks, computed once (parameter lists, the hand-written path);
+        computed again whenever the snapshot shows that a layer or parameter was replaced.
+        """
         # Target update pairs, computed once: one fused lerp per update instead of a loop over tensors
         self._actor_params = list(self.actor.parameters())
         self._actor_target_params = list(self.actor_target.parameters())
@@ -321,8 +354,43 @@ class DDPGPlus(OffPolicyAlgorithm):
         self._critic_target_params = [critic_target_params[name] for name in names]
         # Q-network parameters, frozen while the actor loss is back-propagated (no gradient is computed for them)
         self._q_network_params = [p for q_net in self.critic.q_networks for p in q_net.parameters()]
+        # Running mean and variance of batch norm layers are copied to the targets (GH#996)
+        self.actor_batch_norm_stats = get_parameters_by_name(self.actor, ["running_"])
+        self.critic_batch_norm_stats = get_parameters_by_name(self.critic, ["running_"])
+        self.actor_batch_norm_stats_target = get_parameters_by_name(self.actor_target, ["running_"])
+        self.critic_batch_norm_stats_target = get_parameters_by_name(self.critic_target, ["running_"])
         # Hand-written gradients for plain MLP policies (None: autograd)
         self._manual_backward = ManualBackward.for_policy(self.policy)
+        self._network_snapshot = ModuleSnapshot([self.actor, self.actor_target, self.critic, self.critic_target])
+        self._actor_snapshot = ModuleSnapshot([self.actor])
+
+    def _fast_path(self, acting: bool = False) -> ManualBackward | None:
+        """
+        The one place that decides whether the hand-written path runs (see ``manual_backward.py``): it must compute
+        exactly what the modules say. A replaced layer or parameter rebuilds the cached lists (and the path, if the
+        networks are still plain); a hook, a frozen parameter or a non-CPU device falls back to the modules.
+
+        :param acting: Whether the path is for acting (the actor's forward pass) or for a ``train()`` call
+        :return: The hand-written path, or ``None`` to call the modules (autograd)
+        """
+        snapshot = self._actor_snapshot if acting else self._network_snapshot
+        if not snapshot.unchanged():
+            self._cache_networks()
+        manual = self._manual_backward
+        if not self.manual_backward or manual is None:
+            return None
+        if not (manual.can_act() if acting else manual.usable()):
+            return None
+        return manual
+
+    def _set_action_noise(self, action_noise: ActionNoise | Mapping[str, Any] | None, seed: bool = True) -> None:
+        """
+        :param action_noise: An ``ActionNoise``, plain data (see :func:`~sb3_ddpg_plus.noise.make_action_noise`) or None
+        :param seed: Seed a new noise's own generator from the model's seed (after loading)
+        """
+        self.action_noise = make_action_noise(action_noise, int(np.prod(self.action_space.shape)))
+        if seed and isinstance(self.action_noise, ScheduledActionNoise) and self.seed is not None:
+            self.action_noise.seed(self.seed)
 
     def _seed_own_generators(self, seed: int | None) -> None:
         base_noise = getattr(self.action_noise, "base_noise", self.action_noise)
@@ -371,7 +439,7 @@ class DDPGPlus(OffPolicyAlgorithm):
             else 1
         )
         chunk = None
-        manual = self._usable_manual_backward()
+        manual = self._fast_path()
         # The target networks' forward passes: the modules, or the same computation without nn.Module overhead
         actor_target, critic_target = (
             (self.actor_target, self.critic_target) if manual is None else (manual.target_actor, manual.target_critic)
@@ -428,13 +496,6 @@ class DDPGPlus(OffPolicyAlgorithm):
             self.logger.record("train/mean_q", losses[1] / gradient_steps)
             if actor_loss_sum is not None:
                 self.logger.record("train/actor_loss", losses[2] / n_actor_updates)
-
-    def _usable_manual_backward(self) -> ManualBackward | None:
-        """The hand-written gradients when they are on and apply now (CPU, no gradient hooks), else None."""
-        manual = self._manual_backward
-        if not self.manual_backward or manual is None or not manual.usable():
-            return None
-        return manual
 
     def _critic_backward(
         self, replay_data: Any, target_q_values: th.Tensor, manual: ManualBackward | None
@@ -553,12 +614,12 @@ class DDPGPlus(OffPolicyAlgorithm):
         else:
             # The actor's tanh output is already the scaled action: no predict() -> unscale -> scale round trip
             assert self._last_obs is not None, "self._last_obs was not set"
-            if isinstance(self._last_obs, np.ndarray) and self.actor._flat_box_obs:
+            if isinstance(self._last_obs, np.ndarray) and self._flat_box_obs:
                 obs_tensor = th.as_tensor(self._last_obs, device=self.device)
             else:
                 obs_tensor = self.policy.obs_to_tensor(self._last_obs)[0]
-            manual = self._usable_manual_backward() if self.param_noise is None else None
-            if manual is not None and not _has_forward_hooks(self.actor):
+            manual = self._fast_path(acting=True) if self.param_noise is None else None
+            if manual is not None:
                 # The same forward pass without nn.Module's call overhead (large next to a small network's layers)
                 actions = manual.act(obs_tensor)
             else:
@@ -677,8 +738,9 @@ class DDPGPlus(OffPolicyAlgorithm):
     ) -> None:
         """
         Save all the attributes of the object and the model parameters in a zip-file, as SB3 does, plus the state
-        of the global random generators (so a reloaded checkpoint continues the same random sequences). A path is
-        written atomically: a temporary file renamed over it, so a crash mid-save leaves the previous file intact.
+        of the global random generators (``load(..., restore_rng_state=True)`` restores it, so that a reloaded
+        checkpoint continues the same random sequences). A path is written atomically: a temporary file renamed
+        over it, so a crash mid-save leaves the previous file intact.
 
         :param path: Path to the file (or a file-like object) where the agent should be saved
         :param exclude: Names of parameters that should be excluded in addition to the default ones
@@ -702,24 +764,59 @@ class DDPGPlus(OffPolicyAlgorithm):
         custom_objects: dict[str, Any] | None = None,
         print_system_info: bool = False,
         force_reset: bool = True,
+        restore_rng_state: bool = False,
         **kwargs: Any,
     ) -> SelfDDPGPlus:
         """
-        Load a model saved with ``save`` (see SB3's ``BaseAlgorithm.load``). The random generators are restored to
-        their state at save time. A missing file raises ``FileNotFoundError``; a truncated or foreign file raises
-        ``ValueError`` naming it.
+        Load a model saved with ``save`` (see SB3's ``BaseAlgorithm.load``): a DDPGPlus file, or a DDPG or TD3 file
+        saved by Stable-Baselines3, which then trains on with its own policy class and replay buffer class.
 
-        **Loading unpickles code: only load files you trust.**
+        As in SB3, the global random generators are reseeded from the model's ``seed`` when it has one and left
+        alone otherwise. ``restore_rng_state=True`` instead restores them (Python, numpy, torch, the action space)
+        to their state at save time, so that training continues the same random sequences (checkpoint resume).
+
+        A missing file raises ``FileNotFoundError``; a truncated or foreign file raises ``ValueError`` naming it and
+        what was wrong. **Loading unpickles code: only load files you trust.**
+
+        :param path: Path to the file (or a file-like object) to load the agent from
+        :param env: The new environment to run the loaded model on
+        :param device: Device on which the code should run
+        :param custom_objects: Objects to replace upon loading (see SB3)
+        :param print_system_info: Whether to print the system info of the saved model and of the current one
+        :param force_reset: Force a call to ``reset()`` before training (see SB3)
+        :param restore_rng_state: Restore the global random generators to their state at save time
+        :param kwargs: Attributes to change on loading; ``action_noise`` and ``param_noise`` may be plain data,
+            as in the constructor
+        :return: The model
         """
+        action_noise = kwargs.pop("action_noise", _UNCHANGED)
+        param_noise = kwargs.pop("param_noise", _UNCHANGED)
         try:
             model = super().load(path, env, device, custom_objects, print_system_info, force_reset, **kwargs)
         except FileNotFoundError:
             raise
-        except (zipfile.BadZipFile, EOFError, pickle.UnpicklingError, KeyError, RuntimeError) as error:
+        except IncompatiblePolicyError as error:
+            raise ValueError(f"Cannot load {path} as a DDPGPlus model: {error}") from error
+        except (zipfile.BadZipFile, EOFError, pickle.UnpicklingError) as error:
             raise ValueError(f"Cannot load a DDPGPlus model from {path}: truncated or not a model zip ({error})") from error
+        except KeyError as error:
+            raise ValueError(f"Cannot load a DDPGPlus model from {path}: the saved data has no {error}") from error
+        except RuntimeError as error:
+            raise ValueError(
+                f"Cannot load a DDPGPlus model from {path}: its parameters do not fit the networks its saved arguments "
+                f"describe, or a parameter file inside the zip is damaged ({error})"
+            ) from error
         states = model.__dict__.pop("_rng_states", None)
-        if states is not None:
+        if restore_rng_state:
+            if states is None:
+                raise ValueError(f"{path} holds no random generator states (it was not saved by DDPGPlus.save)")
             restore_rng_states(states, getattr(model, "action_space", None))
+        if action_noise is not _UNCHANGED:
+            model._set_action_noise(action_noise)
+        if param_noise is not _UNCHANGED:
+            model.param_noise = make_param_noise(param_noise)
+            if model.param_noise is not None:
+                check_perturbable(model.actor)
         return model
 
     def save_replay_buffer(self, path: "str | pathlib.Path | io.BufferedIOBase") -> None:
@@ -757,9 +854,10 @@ class DDPGPlus(OffPolicyAlgorithm):
 
         :param save_path: Folder of the checkpoints
         :param env: Environment to continue on
-        :param kwargs: Passed to ``load``
+        :param kwargs: Passed to ``load`` (``restore_rng_state`` is True unless given: an exact resume)
         :return: The model
         """
+        kwargs.setdefault("restore_rng_state", True)
         return load_latest_checkpoint(cls, save_path, env, **kwargs)
 
     def _excluded_save_params(self) -> list[str]:
@@ -777,6 +875,8 @@ class DDPGPlus(OffPolicyAlgorithm):
             "_critic_target_params",
             "_q_network_params",
             "_manual_backward",
+            "_network_snapshot",
+            "_actor_snapshot",
             "_perturbed_actors",
             "_scratch_actor",
             "actor_batch_norm_stats",
@@ -798,13 +898,20 @@ def _optimizer_step(optimizer: th.optim.Optimizer) -> None:
         optimizer.step()
 
 
-def _has_forward_hooks(module: th.nn.Module) -> bool:
-    return bool(
-        module._forward_hooks
-        or module._forward_pre_hooks
-        or th.nn.modules.module._global_forward_hooks
-        or th.nn.modules.module._global_forward_pre_hooks
-    )
+class IncompatiblePolicyError(ValueError):
+    """A policy that is not an actor-critic with target networks (for example a file saved by SAC or PPO)."""
+
+
+def _check_actor_critic_policy(policy: BasePolicy) -> None:
+    missing = [name for name in ("actor", "actor_target", "critic", "critic_target") if not hasattr(policy, name)]
+    if missing:
+        policy_class = type(policy)
+        algorithm = policy_class.__module__.split(".")[-2].upper() if "." in policy_class.__module__ else "?"
+        raise IncompatiblePolicyError(
+            f"the policy {policy_class.__name__} ({policy_class.__module__}, algorithm {algorithm}) has no "
+            f"{', '.join(missing)}: DDPGPlus needs a DDPG/TD3 policy (DDPGPlusPolicy, or SB3's TD3Policy for a file "
+            "saved by SB3's DDPG or TD3)"
+        )
 
 
 def _accumulate(total: th.Tensor | None, value: th.Tensor) -> th.Tensor:

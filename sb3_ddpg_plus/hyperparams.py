@@ -94,10 +94,14 @@ def _type_error(where: str, expected: str, value: Any) -> TypeError:
     return TypeError(f"Hyperparameter `{where}` must be {expected}, got {value!r} ({type(value).__name__})")
 
 
+def _is_int(value: Any) -> bool:
+    # YAML writes 1e6 as a float: an integral float is an integer
+    return (isinstance(value, int) and not isinstance(value, bool)) or (isinstance(value, float) and value.is_integer())
+
+
 def _check_int(where: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        if not (isinstance(value, float) and value.is_integer()):  # YAML writes 1e6 as a float
-            raise _type_error(where, "an integer", value)
+    if not _is_int(value):
+        raise _type_error(where, "an integer", value)
 
 
 def _check_float(where: str, value: Any) -> None:
@@ -123,9 +127,9 @@ def _check_learning_rate(where: str, value: Any) -> None:
 
 
 def _check_train_freq(where: str, value: Any) -> None:
-    if isinstance(value, int) and not isinstance(value, bool):
+    if _is_int(value):
         return
-    if isinstance(value, list | tuple) and len(value) == 2 and isinstance(value[0], int) and value[1] in ("step", "episode"):
+    if isinstance(value, list | tuple) and len(value) == 2 and _is_int(value[0]) and value[1] in ("step", "episode"):
         return
     raise _type_error(where, "an integer or [integer, 'step'|'episode']", value)
 
@@ -140,13 +144,14 @@ def _check_normalize(where: str, value: Any) -> None:
 
 
 def _check_net_arch(where: str, value: Any) -> None:
+    # What validation.check_net_arch accepts, except that unknown keys are refused here as everywhere in a file
     if isinstance(value, dict):
-        if set(value) - {"pi", "qf"}:
-            raise ValueError(f"Hyperparameter `{where}` as a mapping takes keys 'pi' and 'qf', got {sorted(value)}")
+        if set(value) != {"pi", "qf"}:
+            raise ValueError(f"Hyperparameter `{where}` as a mapping takes the keys 'pi' and 'qf', got {sorted(value)}")
         for key, arch in value.items():
             _check_net_arch(f"{where}.{key}", arch)
     elif not (isinstance(value, list) and all(isinstance(u, int) and not isinstance(u, bool) and u > 0 for u in value)):
-        raise _type_error(where, "a list of positive integers or {pi: [...], qf: [...]}", value)
+        raise _type_error(where, "a list of positive integers such as [400, 300] or {pi: [...], qf: [...]}", value)
 
 
 def _check_activation(where: str, value: Any) -> None:
@@ -262,13 +267,18 @@ def to_constructor_kwargs(hyperparams: Mapping[str, Any]) -> dict[str, Any]:
     for key in ("learning_rate", "actor_learning_rate", "critic_learning_rate"):
         if key in kwargs:
             kwargs[key] = _learning_rate(kwargs[key])
-    for key in ("buffer_size", "learning_starts", "batch_size", "gradient_steps", "n_steps", "seed"):
+    int_keys = [key for key, kind in _SCHEMA.items() if kind == _INT and key not in RUNNER_KEYS]
+    for key in int_keys:
         if key in kwargs:
             kwargs[key] = int(kwargs[key])
-    if isinstance(kwargs.get("train_freq"), list):
-        kwargs["train_freq"] = tuple(kwargs["train_freq"])
+    if isinstance(kwargs.get("train_freq"), list | tuple):
+        kwargs["train_freq"] = (int(kwargs["train_freq"][0]), kwargs["train_freq"][1])
+    elif "train_freq" in kwargs:
+        kwargs["train_freq"] = int(kwargs["train_freq"])
     if "policy_kwargs" in kwargs:
         policy_kwargs = dict(kwargs["policy_kwargs"])
+        if "n_critics" in policy_kwargs:
+            policy_kwargs["n_critics"] = int(policy_kwargs["n_critics"])
         if "activation_fn" in policy_kwargs:
             policy_kwargs["activation_fn"] = ACTIVATIONS[policy_kwargs["activation_fn"]]
         if isinstance(policy_kwargs.get("net_arch"), dict):

@@ -10,15 +10,29 @@ such policies the critic and actor gradients are computed here with the same ker
 then step exactly as after ``loss.backward()``. Anything else (layer norm, dropout, custom extractors, images,
 gradient hooks, GPU) goes through autograd. ``tests/test_train_reference.py`` checks both paths against a plain
 reference update.
+
+The networks are read once, when the path is built; :class:`ModuleSnapshot` notices anything done to them since
+(a layer replaced, a parameter reassigned, a forward or backward hook registered, a ``forward`` patched on an
+instance), so that the algorithm rebuilds the path or falls back to calling the modules. The path never computes
+something other than what the modules say.
 """
 
+import itertools
+import operator
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import torch as th
+from gymnasium import spaces
+from stable_baselines3.common.policies import ContinuousCritic
+from stable_baselines3.common.preprocessing import is_image_space
 from stable_baselines3.common.torch_layers import FlattenExtractor
+from stable_baselines3.td3.policies import Actor as SB3Actor
 from torch import nn
+from torch.nn.modules import module as _torch_module
 
 from sb3_ddpg_plus.matmul import is_skinny, linear, matmul
+from sb3_ddpg_plus.policies import Actor, Critic, has_global_hooks
 
 # Derivative of each supported hidden activation, from its output (as autograd's ReLU and Tanh backward use it)
 _tanh_backward = th.ops.aten.tanh_backward.default
@@ -28,6 +42,10 @@ _ACTIVATION_BACKWARD = {
     nn.Tanh: _tanh_backward,
 }
 _ACTIVATION_FORWARD = {nn.ReLU: th.relu_, nn.Tanh: th.tanh_}
+# Forward methods that compute mu(flatten(obs)) and q_i(cat(flatten(obs), action)): ours and upstream's
+_ACTOR_FORWARDS = (Actor.forward, SB3Actor.forward)
+_CRITIC_FORWARDS = (Critic.forward, ContinuousCritic.forward)
+_CRITIC_Q1_FORWARDS = (Critic.q1_forward, ContinuousCritic.q1_forward)
 
 
 @dataclass
@@ -150,9 +168,100 @@ def _grad_buffer(param: nn.Parameter) -> th.Tensor:
     return grad
 
 
+_requires_grad = operator.attrgetter("requires_grad")
+_gradient_hooks = operator.attrgetter("_backward_hooks")
+_post_accumulate_hooks = operator.attrgetter("_post_accumulate_grad_hooks")
+
+
 def _has_gradient_hooks(params: list[nn.Parameter]) -> bool:
     # Hooks on a parameter's gradient run inside autograd only: such parameters keep the autograd path
-    return any(param._backward_hooks or getattr(param, "_post_accumulate_grad_hooks", None) for param in params)
+    return any(map(_gradient_hooks, params)) or any(map(_post_accumulate_hooks, params))
+
+
+# Counts registrations of modules, parameters and buffers on any module (assignments such as ``mu[4] = layer`` or
+# ``layer.weight = Parameter(...)``), through torch's global registration hooks: a snapshot whose count is unchanged
+# needs no structural comparison. Installed with the first snapshot, not at import.
+_registrations = [0]
+_watching = [False]
+
+
+def _count_registration(*_: object) -> None:
+    _registrations[0] += 1
+
+
+def _watch_registrations() -> None:
+    if _watching[0]:
+        return
+    for name in (
+        "register_module_module_registration_hook",
+        "register_module_parameter_registration_hook",
+        "register_module_buffer_registration_hook",
+    ):
+        register = getattr(_torch_module, name, None)
+        if register is None:  # an older torch: every check compares the structure
+            _registrations[0] = -1
+            return
+        register(_count_registration)
+    _watching[0] = True
+
+
+class ModuleSnapshot:
+    """
+    The structure of some networks when the snapshot was taken: each module's children and parameters (the
+    objects themselves) and the critics' ``q_networks`` lists, plus the modules' hook dictionaries. Checked once per
+    ``train()`` call and once per acting step, so the checks avoid Python loops: structure is compared only after
+    a module, parameter or buffer was registered somewhere, and the hook dictionaries are tested in one ``any``.
+
+    :param roots: The networks
+    """
+
+    def __init__(self, roots: Iterable[nn.Module]) -> None:
+        _watch_registrations()
+        self._stamp = _registrations[0]
+        self.roots = list(roots)
+        modules: dict[int, nn.Module] = {}
+        for root in self.roots:
+            for module in root.modules():
+                modules.setdefault(id(module), module)
+        self.modules = list(modules.values())
+        self._children = [tuple(module._modules.values()) for module in self.modules]
+        self._parameters = [tuple(module._parameters.values()) for module in self.modules]
+        self._q_networks = [(root, tuple(root.q_networks)) for root in self.roots if hasattr(root, "q_networks")]
+        # The dictionaries hooks are registered in (filled and emptied in place by register_*_hook and handle.remove())
+        self._hook_dicts = [
+            hooks
+            for module in self.modules
+            for hooks in (module._forward_hooks, module._forward_pre_hooks, module._backward_hooks, module._backward_pre_hooks)
+        ]
+        self._instance_dicts = [module.__dict__ for module in self.modules]
+
+    def unchanged(self) -> bool:
+        """:return: Whether no module, parameter or Q-network list was replaced, added or removed since"""
+        for root, q_networks in self._q_networks:
+            if not _same(root.q_networks, q_networks):
+                return False
+        if self._stamp == _registrations[0] and self._stamp >= 0:
+            return True
+        for module, children, parameters in zip(self.modules, self._children, self._parameters, strict=True):
+            if not _same(module._modules.values(), children) or not _same(module._parameters.values(), parameters):
+                return False
+        # Registrations elsewhere (another model built, say): nothing to compare again until the next one
+        self._stamp = _registrations[0]
+        return True
+
+    def hooked(self) -> bool:
+        """:return: Whether any module has a hook (its own or a global one) or a ``forward`` set on the instance"""
+        return (
+            has_global_hooks()
+            or any(self._hook_dicts)
+            or any(map(operator.contains, self._instance_dicts, itertools.repeat("forward")))
+        )
+
+
+def _same(current: Iterable[object], saved: tuple[object, ...]) -> bool:
+    # Identity, not equality: parameters are tensors, whose == is elementwise
+    current = tuple(current)
+    return len(current) == len(saved) and all(a is b for a, b in zip(current, saved, strict=True))
 
 
 class ManualBackward:
@@ -182,29 +291,57 @@ class ManualBackward:
         self.q_networks_target = q_networks_target
         self.action_columns = slice(features_dim, None)
         self._params = actor.parameters() + [param for q_net in q_networks for param in q_net.parameters()]
+        # The modules these layers were read from (set by for_policy; empty snapshots otherwise)
+        self.actor_snapshot = ModuleSnapshot([])
+        self.snapshot = ModuleSnapshot([])
 
     @classmethod
     def for_policy(cls, policy: nn.Module) -> "ManualBackward | None":
         """
-        :param policy: A ``DDPGPlusPolicy``
+        :param policy: A ``DDPGPlusPolicy`` or an upstream ``TD3Policy`` (as loaded from an SB3 DDPG/TD3 file)
         :return: The hand-written update for it, or ``None`` unless its actor and critic are plain MLPs on flat
-            Box observations with the default (parameter-free) features extractor
+            Box observations with the default (parameter-free) features extractor, and their classes compute
+            ``mu(flatten(obs))`` and ``q(cat(flatten(obs), action))`` (ours and upstream's do)
         """
         actors = (policy.actor, policy.actor_target)
         critics = (policy.critic, policy.critic_target)
+        observation_space = policy.observation_space
+        if not isinstance(observation_space, spaces.Box) or is_image_space(observation_space):
+            return None
         for net in actors + critics:
-            if type(net.features_extractor) is not FlattenExtractor or not getattr(net, "_flat_box_obs", False):
+            if type(net.features_extractor) is not FlattenExtractor:
                 return None
+        if not all(type(net).forward in _ACTOR_FORWARDS for net in actors):
+            return None
+        if not all(type(net).forward in _CRITIC_FORWARDS and type(net).q1_forward in _CRITIC_Q1_FORWARDS for net in critics):
+            return None
         actor_mlps = [PlainMLP.from_sequential(actor.mu, squash=True) for actor in actors]
         q_mlps = [[PlainMLP.from_sequential(q_net, squash=False) for q_net in critic.q_networks] for critic in critics]
         if any(mlp is None for mlp in actor_mlps + q_mlps[0] + q_mlps[1]) or not q_mlps[0]:
             return None
         features_dim = policy.critic.features_extractor.features_dim
-        return cls(actor_mlps[0], q_mlps[0], actor_mlps[1], q_mlps[1], features_dim)  # type: ignore[arg-type]
+        manual = cls(actor_mlps[0], q_mlps[0], actor_mlps[1], q_mlps[1], features_dim)  # type: ignore[arg-type]
+        manual.actor_snapshot = ModuleSnapshot([policy.actor])
+        manual.snapshot = ModuleSnapshot([*actors, *critics])
+        return manual
 
     def usable(self) -> bool:
-        """Whether the parameters are on the CPU (the only device this path was measured on) and hook-free."""
-        return self._params[0].device.type == "cpu" and not _has_gradient_hooks(self._params)
+        """
+        :return: Whether the gradients may be computed here: the parameters are on the CPU (the only device this
+            path was measured on), trainable and free of gradient hooks, and no module has a hook (the caller checks
+            ``snapshot.unchanged()`` first)
+        """
+        params = self._params
+        return (
+            params[0].device.type == "cpu"
+            and all(map(_requires_grad, params))
+            and not _has_gradient_hooks(params)
+            and not self.snapshot.hooked()
+        )
+
+    def can_act(self) -> bool:
+        """:return: Whether :meth:`act` computes what ``actor(obs)`` would (CPU, no hook on the actor's modules)"""
+        return self._params[0].device.type == "cpu" and not self.actor_snapshot.hooked()
 
     @staticmethod
     def _features(observations: th.Tensor) -> th.Tensor:

@@ -22,9 +22,11 @@ from stable_baselines3.common.torch_layers import (
 from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
 from torch import nn
 from torch.nn import functional as F
+from torch.nn.modules import module as _torch_module
 
 from sb3_ddpg_plus.matmul import linear
 from sb3_ddpg_plus.optim import LeanAdam
+from sb3_ddpg_plus.validation import DDPGPlusInputError, check_net_arch
 
 
 def _hidden_modules(layer_norm: bool) -> list[type[nn.Module]] | None:
@@ -35,16 +37,21 @@ def mlp_forward(mlp: nn.Sequential, x: th.Tensor) -> th.Tensor:
     """
     Run an MLP built by ``create_mlp`` without ``nn.Module.__call__`` for its common layers: the same functions
     (``F.linear``, ``F.layer_norm``, ...) on the same parameters, minus ~3 us of call overhead per layer, which is a
-    tenth of a small network's update. Other layers (dropout, custom ones) are called normally. Forward hooks on the
-    inner layers are not run.
+    tenth of a small network's update. A module with a hook (forward or backward, its own or a global one) or with
+    a ``forward`` set on the instance is called normally, as are other layers (dropout, custom ones), so the result
+    and the hooks are what ``mlp(x)`` gives.
 
     :param mlp: The MLP
     :param x: Its input
     :return: Its output
     """
+    if has_global_hooks() or is_hooked(mlp):
+        return mlp(x)
     for layer in mlp:
         kind = type(layer)
-        if kind is nn.Linear:
+        if is_hooked(layer):
+            x = layer(x)
+        elif kind is nn.Linear:
             x = linear(x, layer.weight, layer.bias)
         elif kind is nn.ReLU:
             x = F.relu(x)
@@ -59,10 +66,42 @@ def mlp_forward(mlp: nn.Sequential, x: th.Tensor) -> th.Tensor:
 
 def _features(model: BaseModel, obs: PyTorchObs, features_extractor: BaseFeaturesExtractor) -> th.Tensor:
     # Fast path for the default extractor on Box observations: preprocess_obs + FlattenExtractor is a float cast
-    # and a flatten
-    if type(features_extractor) is FlattenExtractor and isinstance(obs, th.Tensor) and model._flat_box_obs:
+    # and a flatten (unless a hook on the extractor must run)
+    if (
+        type(features_extractor) is FlattenExtractor
+        and isinstance(obs, th.Tensor)
+        and model._flat_box_obs
+        and not is_hooked(features_extractor)
+        and not is_hooked(features_extractor.flatten)
+        and not has_global_hooks()
+    ):
         return obs.float().flatten(1)
     return model.extract_features(obs, features_extractor)
+
+
+def has_global_hooks() -> bool:
+    """:return: Whether a global module hook is registered (``torch.nn.modules.module.register_module_*_hook``)"""
+    return bool(
+        _torch_module._global_forward_hooks
+        or _torch_module._global_forward_pre_hooks
+        or _torch_module._global_backward_hooks
+        or _torch_module._global_backward_pre_hooks
+    )
+
+
+def is_hooked(module: nn.Module) -> bool:
+    """
+    :param module: A module
+    :return: Whether calling it would run more than its class's ``forward`` (its own hooks, or a ``forward`` set
+        on the instance)
+    """
+    return bool(
+        module._forward_hooks
+        or module._forward_pre_hooks
+        or module._backward_hooks
+        or module._backward_pre_hooks
+        or "forward" in module.__dict__
+    )
 
 
 def _is_flat_box(observation_space: spaces.Space) -> bool:
@@ -127,9 +166,11 @@ class Actor(BasePolicy):
                 features_dim=self.features_dim,
                 activation_fn=self.activation_fn,
                 features_extractor=self.features_extractor,
-                layer_norm=self.layer_norm,
             )
         )
+        if self.layer_norm:
+            # Only when used, so that upstream's td3 Actor.load reads the file of an actor without it
+            data["layer_norm"] = True
         return data
 
     def forward(self, obs: PyTorchObs) -> th.Tensor:
@@ -252,6 +293,7 @@ class DDPGPlusPolicy(BasePolicy):
         layer_norm: bool | None = None,
         critic_weight_decay: float = 0.0,
     ):
+        check_net_arch(net_arch)
         super().__init__(
             observation_space,
             action_space,
@@ -263,7 +305,7 @@ class DDPGPlusPolicy(BasePolicy):
             normalize_images=normalize_images,
         )
         if not isinstance(action_space, spaces.Box):
-            raise ValueError(f"DDPGPlusPolicy needs a Box action space, got {action_space}")
+            raise DDPGPlusInputError(f"DDPGPlusPolicy needs a Box action space, got {action_space}")
         if not isinstance(n_critics, int) or n_critics < 1:
             raise ValueError(f"`n_critics` must be a positive integer, got {n_critics!r}")
         if not critic_weight_decay >= 0:
@@ -355,11 +397,13 @@ class DDPGPlusPolicy(BasePolicy):
                 features_extractor_class=self.features_extractor_class,
                 features_extractor_kwargs=self.features_extractor_kwargs,
                 share_features_extractor=self.share_features_extractor,
-                actor_layer_norm=self.actor_layer_norm,
-                critic_layer_norm=self.critic_layer_norm,
-                critic_weight_decay=self.critic_weight_decay,
             )
         )
+        # Our own arguments only when they differ from their defaults, so that a file of a policy that uses none
+        # of them is read back by upstream's TD3Policy.load as well
+        for name, default in (("actor_layer_norm", False), ("critic_layer_norm", False), ("critic_weight_decay", 0.0)):
+            if getattr(self, name) != default:
+                data[name] = getattr(self, name)
         return data
 
     def make_actor(self, features_extractor: BaseFeaturesExtractor | None = None) -> Actor:

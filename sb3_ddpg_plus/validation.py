@@ -1,4 +1,10 @@
-"""Checks of DDPGPlus's hyperparameters: each raises ``ValueError``/``TypeError`` naming the offending value."""
+"""
+Checks of DDPGPlus's inputs: each raises ``ValueError``/``TypeError`` naming the offending value.
+
+Where SB3 itself asserts (an unsupported action space, a malformed ``net_arch``, ``train_freq`` below 1), the error is a
+:class:`DDPGPlusInputError`: a ``ValueError`` that is also an ``AssertionError``, so code written for SB3
+(``except AssertionError``) keeps catching it.
+"""
 
 import math
 from collections.abc import Callable
@@ -6,20 +12,28 @@ from typing import Any
 
 import numpy as np
 from gymnasium import spaces
+from stable_baselines3.common.type_aliases import TrainFreq, TrainFrequencyUnit
+
+
+class DDPGPlusInputError(ValueError, AssertionError):
+    """
+    A bad input that SB3 reports with an ``assert``: a ``ValueError`` with a clear message that is also an
+    ``AssertionError``, so both ``except ValueError`` and SB3-era ``except AssertionError`` catch it.
+    """
 
 
 def check_action_space(action_space: spaces.Space) -> None:
     """
     :param action_space: The environment's action space
-    :raises ValueError: unless it is a Box with finite bounds
+    :raises DDPGPlusInputError: unless it is a Box with finite bounds (SB3 asserts both)
     """
     if not isinstance(action_space, spaces.Box):
-        raise ValueError(
+        raise DDPGPlusInputError(
             f"DDPGPlus needs a continuous Box action space, got {action_space} ({type(action_space).__name__}): "
             "DDPG has no discrete variant"
         )
     if not (np.all(np.isfinite(action_space.low)) and np.all(np.isfinite(action_space.high))):
-        raise ValueError(
+        raise DDPGPlusInputError(
             f"DDPGPlus needs an action space with finite bounds (the actor's tanh output is rescaled to them), "
             f"got low={action_space.low}, high={action_space.high}"
         )
@@ -29,11 +43,30 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool)
 
 
-def check_int(name: str, value: Any, minimum: int) -> None:
-    if not isinstance(value, int | np.integer) or isinstance(value, bool):
+def _as_int(value: Any) -> int | None:
+    """``value`` as an int when it is an integer or an integral float (YAML reads ``1e6`` as a float), else None."""
+    if isinstance(value, int | np.integer) and not isinstance(value, bool):
+        return int(value)
+    if isinstance(value, float | np.floating) and math.isfinite(value) and float(value).is_integer():
+        return int(value)
+    return None
+
+
+def check_int(name: str, value: Any, minimum: int) -> int:
+    """
+    :param name: The argument's name (for the message)
+    :param value: Its value: an integer, or a float with an integral value such as ``1e6``
+    :param minimum: The smallest value allowed
+    :return: The value as a Python int
+    :raises TypeError: for a non-integral number or another type (``10.5`` steps is a typo, not a count)
+    :raises ValueError: below ``minimum``
+    """
+    as_int = _as_int(value)
+    if as_int is None:
         raise TypeError(f"`{name}` must be an integer, got {value!r} ({type(value).__name__})")
-    if value < minimum:
+    if as_int < minimum:
         raise ValueError(f"`{name}` must be >= {minimum}, got {value}")
+    return as_int
 
 
 def check_bool(name: str, value: Any) -> None:
@@ -61,13 +94,77 @@ def check_learning_rate(name: str, value: float | Callable[[float], float] | Non
     check_float(name, value, 0.0, math.inf, low_open=True, high_open=True)
 
 
-def check_train_freq(train_freq: Any) -> None:
-    if isinstance(train_freq, tuple | list):
-        if len(train_freq) != 2 or train_freq[1] not in ("step", "episode"):
-            raise ValueError(f"`train_freq` must be an int or (int, 'step'|'episode'), got {train_freq!r}")
-        check_int("train_freq", train_freq[0], 1)
+def check_train_freq(train_freq: Any) -> int | tuple[int, TrainFrequencyUnit] | TrainFreq:
+    """
+    :param train_freq: What SB3 takes: an int, ``(int, "step"|"episode")`` (a list from YAML, or with a
+        ``TrainFrequencyUnit``) or a ``TrainFreq``; integral floats are taken as ints
+    :return: The same form with an int frequency (a list becomes a tuple, a unit a ``TrainFrequencyUnit``)
+    :raises ValueError: for another form (as SB3); :class:`DDPGPlusInputError` for a frequency below 1 (SB3 asserts)
+    """
+    expected = "an int, (int, 'step'|'episode') or a TrainFreq"
+    if isinstance(train_freq, tuple | list):  # TrainFreq is a tuple too
+        if len(train_freq) != 2:
+            raise ValueError(f"`train_freq` must be {expected}, got {train_freq!r}")
+        frequency, unit = train_freq
+        try:
+            unit = TrainFrequencyUnit(unit)
+        except ValueError as error:
+            raise ValueError(f"The unit of `train_freq` must be 'step' or 'episode', got {unit!r}") from error
     else:
-        check_int("train_freq", train_freq, 1)
+        frequency, unit = train_freq, None
+    as_int = _as_int(frequency)
+    if as_int is None:
+        raise ValueError(f"The frequency of `train_freq` must be an integer, got {frequency!r} ({type(frequency).__name__})")
+    if as_int < 1:
+        raise DDPGPlusInputError(f"The frequency of `train_freq` must be >= 1 (one step or episode at least), got {as_int}")
+    if unit is None:
+        return as_int
+    return TrainFreq(as_int, unit) if isinstance(train_freq, TrainFreq) else (as_int, unit)
+
+
+_NET_ARCH_FORMS = "a list of layer sizes such as [400, 300] (for both networks) or dict(pi=[...], qf=[...])"
+
+
+def _check_layer_sizes(where: str, sizes: Any) -> None:
+    if not isinstance(sizes, list | tuple):
+        raise TypeError(f"`{where}` must be a list of layer sizes such as [400, 300], got {sizes!r} ({type(sizes).__name__})")
+    for size in sizes:
+        if not isinstance(size, int | np.integer) or isinstance(size, bool):
+            raise TypeError(f"`{where}` must hold integer layer sizes such as [400, 300], got {size!r} in {sizes!r}")
+        if size < 1:
+            raise DDPGPlusInputError(f"`{where}`: every layer needs at least one unit, got {size} in {sizes!r}")
+
+
+def check_net_arch(net_arch: Any) -> None:
+    """
+    Check a policy's ``net_arch`` (``None``: the default).
+
+    :param net_arch: ``[400, 300]`` (the same hidden layers for the actor and the critic) or
+        ``dict(pi=[...], qf=[...])`` (the actor's and the critic's; other keys are ignored, as in SB3)
+    :raises DDPGPlusInputError: for another form, such as the string ``"64,64"`` or a dict without ``pi`` or ``qf``
+        (SB3 asserts), or a layer of fewer than one unit
+    :raises TypeError: for a layer size that is not an integer (SB3's error type)
+    """
+    if net_arch is None:
+        return
+    if isinstance(net_arch, list):
+        _check_layer_sizes("net_arch", net_arch)
+    elif isinstance(net_arch, dict):
+        missing = [key for key in ("pi", "qf") if key not in net_arch]
+        if missing:
+            raise DDPGPlusInputError(
+                f"`net_arch` as a dict needs the keys 'pi' (actor) and 'qf' (critic), got {sorted(net_arch)}: "
+                f"missing {missing}. Expected {_NET_ARCH_FORMS}"
+            )
+        for key in ("pi", "qf"):
+            _check_layer_sizes(f"net_arch['{key}']", net_arch[key])
+    else:
+        hint = ""
+        if isinstance(net_arch, str):
+            sizes = [part.strip() for part in net_arch.strip("[]() ").split(",")]
+            if all(part.isdigit() for part in sizes):
+                hint = f" (did you mean [{', '.join(sizes)}]?)"
+        raise DDPGPlusInputError(f"`net_arch` must be {_NET_ARCH_FORMS}, got {net_arch!r} ({type(net_arch).__name__}){hint}")
 
 
 def check_hyperparameters(
@@ -88,23 +185,41 @@ def check_hyperparameters(
     target_policy_noise: Any,
     target_noise_clip: Any,
     param_noise_adaption_interval: Any,
-) -> None:
-    """Validate DDPGPlus's constructor arguments (see :class:`~sb3_ddpg_plus.DDPGPlus` for their meaning)."""
+) -> dict[str, Any]:
+    """
+    Validate DDPGPlus's constructor arguments (see :class:`~sb3_ddpg_plus.DDPGPlus` for their meaning).
+
+    Everything SB3's DDPG trains on correctly is accepted (``tau=0``, a ``TrainFreq``, a float ``learning_starts``
+    such as ``1e3``); what it would silently mis-train on is refused (negative counts, ``tau`` or ``gamma`` outside
+    ``[0, 1]``, an empty buffer, a non-integral count of steps such as ``learning_starts=10.5``).
+
+    :return: The arguments by name, counts as Python ints (``buffer_size=1e6`` gives ``1_000_000``) and
+        ``train_freq`` as returned by :func:`check_train_freq`; the other values unchanged
+    """
     check_learning_rate("learning_rate", learning_rate, optional=False)
     check_learning_rate("actor_learning_rate", actor_learning_rate)
     check_learning_rate("critic_learning_rate", critic_learning_rate)
-    check_int("buffer_size", buffer_size, 1)
-    check_int("learning_starts", learning_starts, 0)
-    check_int("batch_size", batch_size, 1)
-    check_float("tau", tau, 0.0, 1.0, low_open=True)
+    check_float("tau", tau, 0.0, 1.0)
     check_float("gamma", gamma, 0.0, 1.0)
-    check_train_freq(train_freq)
-    check_int("gradient_steps", gradient_steps, -1)
-    check_int("n_steps", n_steps, 1)
     check_float("critic_weight_decay", critic_weight_decay, 0.0, math.inf, high_open=True)
-    if n_critics is not None:
-        check_int("n_critics", n_critics, 1)
-    check_int("policy_delay", policy_delay, 1)
     check_float("target_policy_noise", target_policy_noise, 0.0, math.inf, high_open=True)
     check_float("target_noise_clip", target_noise_clip, 0.0, math.inf, high_open=True)
-    check_int("param_noise_adaption_interval", param_noise_adaption_interval, 1)
+    return dict(
+        learning_rate=learning_rate,
+        actor_learning_rate=actor_learning_rate,
+        critic_learning_rate=critic_learning_rate,
+        buffer_size=check_int("buffer_size", buffer_size, 1),
+        learning_starts=check_int("learning_starts", learning_starts, 0),
+        batch_size=check_int("batch_size", batch_size, 1),
+        tau=tau,
+        gamma=gamma,
+        train_freq=check_train_freq(train_freq),
+        gradient_steps=check_int("gradient_steps", gradient_steps, -1),
+        n_steps=check_int("n_steps", n_steps, 1),
+        critic_weight_decay=critic_weight_decay,
+        n_critics=None if n_critics is None else check_int("n_critics", n_critics, 1),
+        policy_delay=check_int("policy_delay", policy_delay, 1),
+        target_policy_noise=target_policy_noise,
+        target_noise_clip=target_noise_clip,
+        param_noise_adaption_interval=check_int("param_noise_adaption_interval", param_noise_adaption_interval, 1),
+    )

@@ -42,7 +42,8 @@ def _save_and_load(path):
     model.save(path / "model.zip")
     model.save_replay_buffer(path / "buffer.pkl")
     rng = (random.random(), np.random.random(), th.rand(1).item(), model.action_space.sample())
-    loaded = DDPGPlus.load(path / "model.zip", env=gym.make("Pendulum-v1", max_episode_steps=40))
+    # An exact resume: the global generators continue from their save-time state
+    loaded = DDPGPlus.load(path / "model.zip", env=gym.make("Pendulum-v1", max_episode_steps=40), restore_rng_state=True)
     loaded.load_replay_buffer(path / "buffer.pkl")
     rng_after_load = (random.random(), np.random.random(), th.rand(1).item(), loaded.action_space.sample())
     return model, loaded, rng, rng_after_load

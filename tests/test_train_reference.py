@@ -9,6 +9,7 @@ import copy
 import numpy as np
 import pytest
 import torch as th
+from stable_baselines3.td3.policies import TD3Policy
 from torch.nn import functional as F
 
 from sb3_ddpg_plus import DDPGPlus
@@ -49,6 +50,9 @@ def reference_update(actor, critic, actor_target, critic_target, data, gamma, ta
         dict(n_critics=2),
         dict(actor_learning_rate=1e-4, critic_learning_rate=3e-3),
         dict(policy_kwargs=dict(net_arch=[32, 32], actor_layer_norm=True, critic_layer_norm=True)),
+        # Upstream's policy class (as in a file saved by SB3's DDPG or TD3), with one and two critics
+        dict(policy=TD3Policy, n_critics=1),
+        dict(policy=TD3Policy, n_critics=2),
     ],
 )
 @pytest.mark.parametrize("manual_backward", [True, False])
@@ -56,7 +60,7 @@ def test_one_train_step_matches_reference(options, manual_backward):
     options = dict(options)
     policy_kwargs = options.pop("policy_kwargs", dict(net_arch=[32, 32]))
     model = DDPGPlus(
-        "MlpPolicy",
+        options.pop("policy", "MlpPolicy"),
         "Pendulum-v1",
         learning_starts=64,
         batch_size=64,
@@ -67,6 +71,8 @@ def test_one_train_step_matches_reference(options, manual_backward):
     )
     model.learn(64)  # fills the buffer, no update yet
     assert model._n_updates == 0
+    plain = not (policy_kwargs.get("actor_layer_norm") or policy_kwargs.get("critic_layer_norm"))
+    assert (model._fast_path() is not None) == (manual_backward and plain)
     # A fixed batch, served to train()
     np.random.seed(0)
     batch = model.replay_buffer.sample(64)
