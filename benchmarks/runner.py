@@ -224,12 +224,14 @@ def run_task(task: Task, out: Path, command: str = "") -> dict[str, Any]:
         eval_env = _wrap_normalize(eval_env, normalize, training=False)
     model = make_model(task.algo, train_env, hyperparams, task.seed)
 
-    curve: dict[str, list[Any]] = {"timesteps": [], "mean_return": [], "std_return": [], "returns": []}
+    # train_s: seconds of training (evaluations excluded) before each evaluation, for return-against-time curves
+    curve: dict[str, list[Any]] = {"timesteps": [], "train_s": [], "mean_return": [], "std_return": [], "returns": []}
     episodes: dict[str, list[float]] = {"timesteps": [], "returns": []}
     clock = {"eval_s": 0.0, "start": time.perf_counter()}
 
     def evaluate(timesteps: int) -> None:
         start = time.perf_counter()
+        curve["train_s"].append(round(start - clock["start"] - clock["eval_s"], 3))
         if normalize:
             sync_envs_normalization(train_env, eval_env)
         returns, _ = evaluate_policy(
