@@ -16,6 +16,10 @@ Observations and actions live on ``storage_device`` (the model's device by defau
 cheapest to write one transition at a time; samples are wrapped as tensors without a copy), torch tensors on a GPU
 (sampling makes no host-to-device copy). Rewards and flags are small numpy arrays used to compute targets.
 The buffer stores raw observations and rewards: ``VecNormalize`` is applied at sample time, as in SB3.
+
+SB3's public contract is kept on top of this layout: ``observations``, ``next_observations``, ``actions``,
+``rewards``, ``dones`` and ``timeouts`` read as SB3's ``[buffer_size, n_envs, ...]`` arrays (one row per ``add()``
+call), and ``pos``, ``full`` and ``size()`` count those rows, as SB3 does (see ``DDPGPlusReplayBuffer``).
 """
 
 from typing import Any
@@ -58,6 +62,16 @@ class DDPGPlusReplayBuffer(ReplayBuffer):
     :param n_steps: Number of steps of the returns (1 for the usual one-step TD target)
     :param gamma: Discount factor used for n-step returns
     :param storage_device: Device of the stored tensors (default: ``device``)
+
+    SB3's public attributes have SB3's names, shapes, dtypes and meanings, so that code written for SB3's buffer
+    (``rb.observations[: rb.size()]``, ``rb.rewards[rb.pos - 1]``, exporting a dataset) reads the same data:
+    ``pos`` is the row the next ``add()`` writes, ``full`` whether the rows have wrapped around, ``size()`` the
+    number of rows per environment. The arrays are read-only. Without memory optimisation (storage on the CPU)
+    ``observations``, ``next_observations``, ``actions`` and ``rewards`` are views of the storage and ``dones`` and
+    ``timeouts`` small copies built from the flags. In memory-optimised mode every array is a copy gathered at each
+    access (the rings spend a slot on each episode end, so their slots are not SB3's rows): ``next_observations``
+    exists there too, with the true final observations, and the oldest rows that the rings no longer hold read as
+    zeros (``valid_mask()`` tells which rows hold a transition). With storage on a GPU they are host copies.
     """
 
     def __init__(
@@ -124,8 +138,11 @@ class DDPGPlusReplayBuffer(ReplayBuffer):
 
     # ------------------------------------------------------------------ size and memory
     def size(self) -> int:
-        """:return: Number of slots filled (summed over environments)."""
-        return int(np.where(self._full, self.buffer_size, self._positions).sum())
+        """
+        :return: SB3's size: the number of rows filled per environment, ``buffer_size`` once the buffer has wrapped
+            around, else ``pos`` (one row per ``add()`` call, as in SB3; not summed over environments)
+        """
+        return self.buffer_size if self.full else self.pos
 
     def nbytes(self) -> int:
         """:return: Bytes used by the storage (observations, actions, rewards, flags)."""
@@ -140,12 +157,8 @@ class DDPGPlusReplayBuffer(ReplayBuffer):
         self._flags[:] = 0
         self._positions[:] = 0
         self._full[:] = False
-        self._sync_positions()
-
-    def _sync_positions(self) -> None:
-        # SB3 code reads `pos` and `full`: expose environment 0's ring
-        self.pos = int(self._positions[0])
-        self.full = bool(self._full[0])
+        self.pos = 0
+        self.full = False
 
     # ------------------------------------------------------------------ writing
     def _write(
@@ -218,6 +231,7 @@ class DDPGPlusReplayBuffer(ReplayBuffer):
             # After an episode end, keep that slot (the final observation) and start the next episode after it
             step += done
         self._advance(step)
+        self._next_row()
 
     def _add_single(
         self,
@@ -256,13 +270,29 @@ class DDPGPlusReplayBuffer(ReplayBuffer):
         if new_position >= self.buffer_size:
             self._full[0] = True
         self._positions[0] = new_position % self.buffer_size
-        self._sync_positions()
+        # SB3's row counter (_next_row inlined on this hot path; Python ints, cheaper than reading numpy positions)
+        row = self.pos + 1
+        if row == self.buffer_size:
+            self.full = True
+            row = 0
+        self.pos = row
 
     def _advance(self, step: np.ndarray) -> None:
+        """Move each environment's write position (its ring slot) by ``step`` slots."""
         new_positions = self._positions + step
         self._full |= new_positions >= self.buffer_size
         self._positions = new_positions % self.buffer_size
-        self._sync_positions()
+
+    def _next_row(self) -> None:
+        """
+        Move SB3's ``pos``/``full`` by one row: one per ``add()`` call, common to all environments, whatever the
+        rings spent on episode ends (without memory optimisation it equals every environment's ring position).
+        """
+        row = self.pos + 1
+        if row == self.buffer_size:
+            self.full = True
+            row = 0
+        self.pos = row
 
     def start_new_trajectory(self) -> None:
         """
@@ -279,6 +309,158 @@ class DDPGPlusReplayBuffer(ReplayBuffer):
         self._flags[self._env_indices[open_episode], last[open_episode]] |= EPISODE_END
         if self.optimize_memory_usage:
             self._advance(open_episode.astype(np.int64))
+
+    # ------------------------------------------------------------------ SB3's public arrays
+    # SB3's layout is [buffer_size, n_envs, ...] with one row per add() call; the rings are [n_envs, slots, ...]. Without
+    # memory optimisation slot i of every ring is row i, so the arrays are transposed views; in memory-optimised mode the
+    # rings spend a slot on each episode end and drift apart, so rows are gathered (a copy).
+
+    @staticmethod
+    def _read_only(array: np.ndarray) -> np.ndarray:
+        # Writes to these arrays would either bypass the flags the sampler reads (views) or be lost (copies): refuse them
+        array.flags.writeable = False
+        return array
+
+    @staticmethod
+    def _numpy(store: np.ndarray | th.Tensor) -> np.ndarray:
+        """The storage as a numpy array: itself on the CPU, a host copy of a GPU tensor."""
+        return store if isinstance(store, np.ndarray) else store.detach().cpu().numpy()
+
+    def _row_slots(self) -> tuple[np.ndarray, np.ndarray]:
+        """
+        Where SB3's rows are in the rings (memory-optimised mode). Each ring holds its transitions in time order from
+        its write position (the oldest) onwards, exactly one per ``add()`` call, with slots that hold only an
+        observation in between (after an episode end, and the newest transition's next observation). So the newest
+        transition is row ``pos - 1``, the one before it row ``pos - 2``, and so on.
+
+        :return: Slot of each row's transition, shape ``(buffer_size, n_envs)``, and whether the ring still holds it
+        """
+        slots = np.zeros((self.buffer_size, self.n_envs), dtype=np.int64)
+        held = np.zeros((self.buffer_size, self.n_envs), dtype=bool)
+        offsets = np.arange(self.buffer_size)
+        for env in range(self.n_envs):
+            order = (self._positions[env] + offsets) % self.buffer_size
+            transitions = order[(self._flags[env, order] & VALID) != 0]
+            # (at most size(): a ring always keeps one slot for the newest next observation, and holds at most one
+            # transition per add() call)
+            count = min(len(transitions), self.size())
+            rows = (self.pos - count + offsets[:count]) % self.buffer_size
+            slots[rows, env] = transitions[len(transitions) - count :]
+            held[rows, env] = True
+        return slots, held
+
+    def _rows(self, store: np.ndarray | th.Tensor, slots: np.ndarray, held: np.ndarray) -> np.ndarray:
+        """A ring store's values at the given slots, in SB3's layout, zero where the ring no longer holds the row."""
+        values = self._numpy(store)[self._env_indices, slots]
+        values[~held] = 0
+        return values
+
+    def _row_flags(self) -> np.ndarray:
+        """The per-slot flags in SB3's layout, ``(buffer_size, n_envs)`` (0 for rows without a transition)."""
+        if not self.optimize_memory_usage:
+            return self._flags.T
+        slots, held = self._row_slots()
+        return np.where(held, self._flags[self._env_indices, slots], 0)
+
+    def valid_mask(self) -> np.ndarray:
+        """
+        Not in SB3: which rows of the SB3 arrays hold a transition. Without memory optimisation these are the rows
+        below ``size()``; in memory-optimised mode each episode end in the buffer costs one of the oldest rows (and
+        row ``pos`` never holds one once the buffer is full, as in SB3's memory-optimised buffer).
+
+        :return: Boolean array of shape ``(buffer_size, n_envs)``
+        """
+        return self._read_only(np.ascontiguousarray((self._row_flags() & VALID) != 0))
+
+    @property
+    def observations(self) -> np.ndarray | dict[str, np.ndarray]:  # type: ignore[override]
+        """
+        SB3's ``observations``: shape ``(buffer_size, n_envs, *obs_shape)`` (a dict of such arrays for Dict
+        observation spaces, as SB3's ``DictReplayBuffer``), raw (not normalised), read-only.
+
+        - Without memory optimisation: a view of the storage (no copy) when it is on the CPU.
+        - Memory-optimised mode: a copy (each access gathers the rows: read it once, then index the result). As in
+          SB3's memory-optimised buffer, row ``pos`` holds the newest transition's next observation, so
+          ``observations[(i + 1) % buffer_size]`` is row ``i``'s next observation except at episode ends (use
+          ``next_observations``, which is right there too). Rows the ring no longer holds are zeros (see
+          ``valid_mask``).
+        - Storage on a GPU: a host copy.
+        """
+        stores = {key: self._numpy(store) for key, store in self._obs.items()}
+        if self.optimize_memory_usage:
+            slots, held = self._row_slots()
+            result = {key: self._rows(store, slots, held) for key, store in stores.items()}
+            newest = (self.pos - 1) % self.buffer_size
+            envs = np.flatnonzero(held[newest])
+            for key, store in stores.items():
+                result[key][self.pos, envs] = store[envs, (slots[newest, envs] + 1) % self.buffer_size]
+        else:
+            result = {key: store.swapaxes(0, 1) for key, store in stores.items()}
+        result = {key: self._read_only(value) for key, value in result.items()}
+        return result if self._is_dict else result[_SINGLE_KEY]
+
+    @property
+    def next_observations(self) -> np.ndarray | dict[str, np.ndarray]:
+        """
+        SB3's ``next_observations``: the observation after each row's transition (the final observation of an
+        episode, not the reset one), same shape as ``observations``, read-only.
+
+        - Without memory optimisation: a view of the storage when it is on the CPU.
+        - Memory-optimised mode (where SB3 has no such array): a copy, read from the slot after each transition
+          (which keeps an episode's final observation); zeros for rows the ring no longer holds.
+        - Storage on a GPU: a host copy.
+        """
+        if self.optimize_memory_usage:
+            slots, held = self._row_slots()
+            next_slots = (slots + 1) % self.buffer_size
+            result = {key: self._rows(store, next_slots, held) for key, store in self._obs.items()}
+        else:
+            result = {key: self._numpy(store).swapaxes(0, 1) for key, store in self._next_obs.items()}
+        result = {key: self._read_only(value) for key, value in result.items()}
+        return result if self._is_dict else result[_SINGLE_KEY]
+
+    @property
+    def actions(self) -> np.ndarray:
+        """
+        SB3's ``actions``: the actions in the scaled ``[-1, 1]`` space, float32, shape ``(buffer_size, n_envs,
+        action_dim)``, read-only. A view without memory optimisation (storage on the CPU), else a copy (zeros for
+        rows the ring no longer holds).
+        """
+        if self.optimize_memory_usage:
+            return self._read_only(self._rows(self._actions, *self._row_slots()))
+        return self._read_only(self._numpy(self._actions).swapaxes(0, 1))
+
+    @property
+    def rewards(self) -> np.ndarray:
+        """
+        SB3's ``rewards``: the raw one-step rewards as added (also with ``n_steps > 1``: n-step returns are computed
+        when sampling), float32, shape ``(buffer_size, n_envs)``, read-only. A view without memory optimisation, else
+        a copy (zeros for rows the ring no longer holds).
+        """
+        if self.optimize_memory_usage:
+            return self._read_only(self._rows(self._rewards, *self._row_slots()))
+        return self._read_only(self._rewards.T)
+
+    @property
+    def dones(self) -> np.ndarray:
+        """
+        SB3's ``dones``: 1.0 where the episode ended at the transition (terminated or truncated, the ``done`` passed
+        to ``add``), float32, shape ``(buffer_size, n_envs)``, read-only. Always a copy: the buffer stores one byte
+        of flags per slot. An episode closed by ``start_new_trajectory`` (``learn()`` resetting the environments)
+        reads as done and timed out: the next row starts a new episode, and the target bootstraps through it.
+        """
+        return self._read_only(((self._row_flags() & EPISODE_END) != 0).astype(np.float32, order="C"))
+
+    @property
+    def timeouts(self) -> np.ndarray:
+        """
+        SB3's ``timeouts``: 1.0 where the episode ended without terminating (a time-limit truncation when
+        ``handle_timeout_termination``, or an episode closed by ``start_new_trajectory``), float32, shape
+        ``(buffer_size, n_envs)``, read-only, always a copy. As in SB3, ``dones * (1 - timeouts)`` is the done flag
+        that the TD target uses.
+        """
+        ended = (self._row_flags() & (EPISODE_END | TERMINATED)) == EPISODE_END
+        return self._read_only(ended.astype(np.float32, order="C"))
 
     # ------------------------------------------------------------------ sampling
     def _sample_slots(self, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
