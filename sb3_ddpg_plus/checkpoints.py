@@ -1,25 +1,34 @@
 """
-Checkpoints that lose nothing: crash-safe writes, random generator states, and a callback that keeps the last K
-checkpoints (model + replay buffer + VecNormalize statistics) and resumes in one call.
+Checkpoints that lose nothing: crash-safe writes, random generator states, the algorithm's save/load
+(:class:`SaveLoadMixin`), and a callback that keeps the last K checkpoints (model + replay buffer + VecNormalize
+statistics) and resumes in one call.
 
 A file is always written to a temporary file in the same folder and renamed over the target (``os.replace`` is
 atomic on POSIX), so a process killed mid-save leaves the previous file intact. A checkpoint's files are listed in a
 manifest written last, so a checkpoint is either complete or ignored.
 """
 
+import io
 import json
 import os
+import pickle
 import random
-from collections.abc import Callable
+import zipfile
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 import torch as th
+from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import CheckpointCallback
+from stable_baselines3.common.type_aliases import GymEnv
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
+from sb3_ddpg_plus.validation import IncompatiblePolicyError
+
 MANIFEST = "checkpoints.json"
+SelfSaveLoad = TypeVar("SelfSaveLoad", bound="SaveLoadMixin")
 
 
 def _final_path(path: "str | os.PathLike[str]", suffix: str) -> Path:
@@ -208,3 +217,144 @@ def load_latest_checkpoint(
     if "replay_buffer" in latest:
         model.load_replay_buffer(Path(save_path, latest["replay_buffer"]))
     return model
+
+
+class SaveLoadMixin(BaseAlgorithm):
+    """
+    SB3's ``save``/``load`` (same arguments, same files) with: atomic writes, the global generators' states saved
+    (restored on request: ``load(..., restore_rng_state=True)``), clear errors naming the file and what was wrong,
+    and keyword arguments of ``load`` that the algorithm converts itself (plain-data noise).
+    Put it before the SB3 base class: ``class Algorithm(SaveLoadMixin, OffPolicyAlgorithm)``.
+    """
+
+    #: ``load`` keyword arguments handed to :meth:`_apply_load_kwargs` after loading instead of set as they are
+    load_time_kwargs: ClassVar[tuple[str, ...]] = ()
+
+    def save(
+        self,
+        path: "str | os.PathLike[str] | io.BufferedIOBase",
+        exclude: Iterable[str] | None = None,
+        include: Iterable[str] | None = None,
+    ) -> None:
+        """
+        Save all the attributes of the object and the model parameters in a zip-file, as SB3 does, plus the state
+        of the global random generators (``load(..., restore_rng_state=True)`` restores it, so that a reloaded
+        checkpoint continues the same random sequences). A path is written atomically: a temporary file renamed
+        over it, so a crash mid-save leaves the previous file intact.
+
+        :param path: Path to the file (or a file-like object) where the agent should be saved
+        :param exclude: Names of parameters that should be excluded in addition to the default ones
+        :param include: Names of parameters that might be excluded but should be included anyway
+        """
+        self._rng_states = capture_rng_states(getattr(self, "action_space", None))
+        try:
+            if isinstance(path, io.BufferedIOBase):
+                super().save(path, exclude, include)
+            else:
+                atomic_write(path, lambda tmp: super(SaveLoadMixin, self).save(tmp, exclude, include), "zip")
+        finally:
+            del self._rng_states
+
+    @classmethod
+    def load(  # type: ignore[override]
+        cls: type[SelfSaveLoad],
+        path: "str | os.PathLike[str] | io.BufferedIOBase",
+        env: GymEnv | None = None,
+        device: th.device | str = "auto",
+        custom_objects: dict[str, Any] | None = None,
+        print_system_info: bool = False,
+        force_reset: bool = True,
+        restore_rng_state: bool = False,
+        **kwargs: Any,
+    ) -> SelfSaveLoad:
+        """
+        Load a model saved with ``save`` (see SB3's ``BaseAlgorithm.load``).
+
+        As in SB3, the global random generators are reseeded from the model's ``seed`` when it has one and left
+        alone otherwise. ``restore_rng_state=True`` instead restores them (Python, numpy, torch, the action space)
+        to their state at save time, so that training continues the same random sequences (checkpoint resume).
+
+        A missing file raises ``FileNotFoundError``; a truncated or foreign file raises ``ValueError`` naming it and
+        what was wrong. **Loading unpickles code: only load files you trust.**
+
+        :param path: Path to the file (or a file-like object) to load the agent from
+        :param env: The new environment to run the loaded model on
+        :param device: Device on which the code should run
+        :param custom_objects: Objects to replace upon loading (see SB3)
+        :param print_system_info: Whether to print the system info of the saved model and of the current one
+        :param force_reset: Force a call to ``reset()`` before training (see SB3)
+        :param restore_rng_state: Restore the global random generators to their state at save time
+        :param kwargs: Attributes to change on loading
+        :return: The model
+        """
+        late = {name: kwargs.pop(name) for name in cls.load_time_kwargs if name in kwargs}
+        try:
+            model = super().load(path, env, device, custom_objects, print_system_info, force_reset, **kwargs)
+        except FileNotFoundError:
+            raise
+        except IncompatiblePolicyError as error:
+            raise ValueError(f"Cannot load {path} as a {cls.__name__} model: {error}") from error
+        except (zipfile.BadZipFile, EOFError, pickle.UnpicklingError) as error:
+            raise ValueError(
+                f"Cannot load a {cls.__name__} model from {path}: truncated or not a model zip ({error})"
+            ) from error
+        except KeyError as error:
+            raise ValueError(f"Cannot load a {cls.__name__} model from {path}: the saved data has no {error}") from error
+        except RuntimeError as error:
+            raise ValueError(
+                f"Cannot load a {cls.__name__} model from {path}: its parameters do not fit the networks its saved "
+                f"arguments describe, or a parameter file inside the zip is damaged ({error})"
+            ) from error
+        states = model.__dict__.pop("_rng_states", None)
+        if restore_rng_state:
+            if states is None:
+                raise ValueError(f"{path} holds no random generator states (it was not saved by {cls.__name__}.save)")
+            restore_rng_states(states, getattr(model, "action_space", None))
+        model._apply_load_kwargs(late)
+        return model
+
+    def _apply_load_kwargs(self, kwargs: dict[str, Any]) -> None:
+        """
+        :param kwargs: The ``load`` keyword arguments named in ``load_time_kwargs`` that were given
+        """
+
+    def save_replay_buffer(self, path: "str | os.PathLike[str] | io.BufferedIOBase") -> None:
+        """
+        Save the replay buffer as a pickle file, atomically when ``path`` is a path.
+
+        :param path: Where to save it
+        """
+        if isinstance(path, io.BufferedIOBase):
+            super().save_replay_buffer(path)  # type: ignore[misc]
+        else:
+            atomic_write(path, lambda tmp: super(SaveLoadMixin, self).save_replay_buffer(tmp), "pkl")  # type: ignore[misc]
+
+    def load_replay_buffer(self, path: "str | os.PathLike[str] | io.BufferedIOBase", truncate_last_traj: bool = True) -> None:
+        """
+        Load a replay buffer saved with ``save_replay_buffer``. **Loading unpickles code: only load files you trust.**
+
+        :param path: The file
+        :param truncate_last_traj: See SB3 (``HerReplayBuffer`` only)
+        """
+        try:
+            super().load_replay_buffer(path, truncate_last_traj)  # type: ignore[misc]
+        except FileNotFoundError:
+            raise
+        except (EOFError, pickle.UnpicklingError, AssertionError, AttributeError, ValueError) as error:
+            raise ValueError(f"Cannot load a replay buffer from {path}: truncated or not a replay buffer ({error})") from error
+
+    @classmethod
+    def load_latest_checkpoint(
+        cls: type[SelfSaveLoad], save_path: "str | os.PathLike[str]", env: GymEnv | None = None, **kwargs: Any
+    ) -> SelfSaveLoad:
+        """
+        Resume from the latest checkpoint written by :class:`KeepLastCheckpointCallback`: model, replay buffer and
+        VecNormalize statistics. Continue with ``learn(..., reset_num_timesteps=False)``.
+
+        :param save_path: Folder of the checkpoints
+        :param env: Environment to continue on
+        :param kwargs: Passed to ``load`` (``restore_rng_state`` is True unless given: an exact resume)
+        :return: The model
+        """
+        kwargs.setdefault("restore_rng_state", True)
+        return load_latest_checkpoint(cls, save_path, env, **kwargs)

@@ -34,9 +34,15 @@ from torch.nn.modules import module as _torch_module
 from sb3_ddpg_plus.matmul import is_skinny, linear, matmul
 from sb3_ddpg_plus.policies import Actor, Critic, has_global_hooks
 
-# Derivative of each supported hidden activation, from its output (as autograd's ReLU and Tanh backward use it)
-_tanh_backward = th.ops.aten.tanh_backward.default
-_threshold_backward = th.ops.aten.threshold_backward.default
+# Derivative of each supported hidden activation, from its output (the kernels autograd's ReLU and Tanh backward
+# call). Looked up once; a torch without them turns the hand-written path off instead of failing the import.
+try:
+    _tanh_backward = th.ops.aten.tanh_backward.default
+    _threshold_backward = th.ops.aten.threshold_backward.default
+    KERNELS_AVAILABLE = True
+except (AttributeError, RuntimeError):  # pragma: no cover - depends on the torch build
+    _tanh_backward = _threshold_backward = None
+    KERNELS_AVAILABLE = False
 _ACTIVATION_BACKWARD = {
     nn.ReLU: lambda grad, out: _threshold_backward(grad, out, 0),
     nn.Tanh: _tanh_backward,
@@ -303,6 +309,8 @@ class ManualBackward:
             Box observations with the default (parameter-free) features extractor, and their classes compute
             ``mu(flatten(obs))`` and ``q(cat(flatten(obs), action))`` (ours and upstream's do)
         """
+        if not KERNELS_AVAILABLE:
+            return None
         actors = (policy.actor, policy.actor_target)
         critics = (policy.critic, policy.critic_target)
         observation_space = policy.observation_space

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
-from stable_baselines3.common.noise import ActionNoise
+from stable_baselines3.common.noise import ActionNoise, VectorizedActionNoise
 
 SCHEDULE_TYPES = ("constant", "linear", "exponential")
 SCHEDULE_UNITS = ("step", "episode")
@@ -243,6 +243,11 @@ class ScheduledActionNoise(ActionNoise):
 
     def _schedule_repr(self) -> str:
         return "" if self.schedule is None else f", schedule={self.schedule.to_dict()}"
+
+
+# Natively vectorised (one state per environment), so SB3's off-policy loop must not wrap it in deep copies (which
+# would share one generator state): registered as a virtual subclass, which is what SB3 checks before wrapping.
+VectorizedActionNoise.register(ScheduledActionNoise)
 
 
 class GaussianActionNoise(ScheduledActionNoise):

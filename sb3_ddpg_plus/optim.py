@@ -12,10 +12,15 @@ import inspect
 from typing import Any
 
 import torch as th
-from torch.optim.optimizer import _global_optimizer_post_hooks, _global_optimizer_pre_hooks
+from torch.optim import optimizer as _optimizer_module
 
 # Adam's own update, without the wrapper that runs hooks (our `step` is wrapped already)
 _adam_step = inspect.unwrap(th.optim.Adam.step)
+
+
+def lean_adam_available() -> bool:
+    """:return: Whether this torch has the fused Adam kernel LeanAdam calls (a private API, looked up when used)"""
+    return callable(getattr(th, "_fused_adam_", None))
 
 
 class LeanAdam(th.optim.Adam):
@@ -29,14 +34,24 @@ class LeanAdam(th.optim.Adam):
         self._lean_groups: list[
             tuple[dict[str, Any], list[th.Tensor], list[th.Tensor], list[th.Tensor], list[th.Tensor], th.Tensor | None]
         ] = []
+        self._install_lean_step()
+
+    def _install_lean_step(self) -> None:
+        # `optimizer.step()` (as SB3's train() calls it) resolves to the lean step first; it runs the wrapped
+        # class-level step, hooks and profiler marker included, whenever a hook is registered
+        self.step = self.lean_step  # type: ignore[method-assign]
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(super().__getstate__())
+        state.pop("step", None)
+        return state
 
     def _has_hooks(self) -> bool:
-        return bool(
-            self._optimizer_step_pre_hooks
-            or self._optimizer_step_post_hooks
-            or _global_optimizer_pre_hooks
-            or _global_optimizer_post_hooks
-        )
+        # torch's global hook registries are private: if a torch release renames them, assume a hook may exist
+        # and take the wrapped step (correct, only slower)
+        global_pre = getattr(_optimizer_module, "_global_optimizer_pre_hooks", True)
+        global_post = getattr(_optimizer_module, "_global_optimizer_post_hooks", True)
+        return bool(self._optimizer_step_pre_hooks or self._optimizer_step_post_hooks or global_pre or global_post)
 
     def _fast_path_ok(self) -> bool:
         return all(
@@ -76,16 +91,19 @@ class LeanAdam(th.optim.Adam):
         self._step_impl()
         return None
 
-    def lean_step(self) -> None:
+    def lean_step(self, closure: Any = None) -> Any:
         """
         ``step()`` without the wrapper that ``Optimizer`` puts around it (a profiler marker and hooks) when no hook
-        is registered: call this in hot loops.
+        is registered and no closure is given; otherwise the wrapped ``step``. Installed as the instance's ``step``.
+
+        :param closure: A closure that reevaluates the model and returns the loss (see ``Optimizer.step``)
+        :return: The closure's loss, if any
         """
-        if self._has_hooks():
-            self.step()
-        else:
-            with th.no_grad():
-                self._step_impl()
+        if closure is not None or self._has_hooks():
+            return type(self).step(self, closure)  # the class's step, wrapped by torch to run the hooks
+        with th.no_grad():
+            self._step_impl()
+        return None
 
     def _step_impl(self) -> None:
         if not self._fast_path_ok() or (not self._lean_groups and not self._build_cache()):
@@ -146,3 +164,4 @@ class LeanAdam(th.optim.Adam):
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)
         self._lean_groups = []
+        self._install_lean_step()

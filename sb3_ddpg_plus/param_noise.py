@@ -183,3 +183,123 @@ def action_distance(actor: nn.Module, perturbed: nn.Module, observations: th.Ten
     :return: RMS difference of their actions, ``sqrt(mean((pi(s) - pi_tilde(s))^2))``
     """
     return float(th.sqrt(th.mean((actor(observations) - perturbed(observations)) ** 2)))
+
+
+class ParamNoiseExploration:
+    """
+    Acting with adaptive parameter noise: one perturbed copy of the actor per environment (resampled at that
+    environment's episode end), and a scratch copy used to measure the action distance when sigma adapts. The
+    algorithm calls it at four points: :meth:`start` (``learn()`` begins), :meth:`act`, :meth:`episodes_ended` and
+    :meth:`adapt` (every ``param_noise_adaption_interval`` gradient steps).
+
+    Saved with the model: the specification (with its current sigma), each environment's perturbation seed and the
+    generator that draws them; the perturbed copies are rebuilt from the seeds on the current actor after loading.
+
+    :param spec: The specification (sigma and its adaptation)
+    :param seed: Seed of the generator of the perturbation seeds
+    """
+
+    def __init__(self, spec: AdaptiveParamNoiseSpec, seed: int | None = None) -> None:
+        self.spec = spec
+        self.seeds = np.zeros(0, dtype=np.int64)
+        self.rng = np.random.default_rng(seed)
+        self._actors: list[nn.Module] = []
+        self._scratch: nn.Module | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        # The perturbed copies are rebuilt from the seeds (they would otherwise double the saved actor's size per env)
+        return {**self.__dict__, "_actors": [], "_scratch": None}
+
+    @property
+    def perturbed_actors(self) -> list[nn.Module]:
+        """The behaviour actors, one per environment (built by :meth:`start` or :meth:`act`)."""
+        return self._actors
+
+    def seed(self, seed: int | None) -> None:
+        """:param seed: Seed of the generator of the perturbation seeds"""
+        self.rng = np.random.default_rng(seed)
+
+    def _build(self, actor: nn.Module, n_envs: int) -> None:
+        if len(self._actors) == n_envs and self._scratch is not None:
+            return
+        self._actors = [make_perturbed_copy(actor) for _ in range(n_envs)]
+        self._scratch = make_perturbed_copy(actor)
+        if len(self.seeds) != n_envs:
+            self.seeds = self.rng.integers(0, 2**62, size=n_envs)
+        # After loading: the current actor plus the saved perturbations
+        for idx in range(n_envs):
+            perturb(actor, self._actors[idx], self.spec.current_stddev, int(self.seeds[idx]))
+
+    def start(self, actor: nn.Module, n_envs: int, new_episodes: bool) -> None:
+        """
+        ``learn()`` begins.
+
+        :param actor: The trained actor
+        :param n_envs: Number of environments
+        :param new_episodes: Whether the environments restart (every environment then gets a new perturbation)
+        """
+        self._build(actor, n_envs)
+        if new_episodes:
+            self.resample(actor, np.arange(n_envs))
+
+    def resample(self, actor: nn.Module, env_indices: np.ndarray) -> None:
+        """
+        New behaviour perturbations of the current actor.
+
+        :param actor: The trained actor
+        :param env_indices: The environments that get one
+        """
+        for idx in env_indices:
+            self.seeds[idx] = self.rng.integers(0, 2**62)
+            perturb(actor, self._actors[idx], self.spec.current_stddev, int(self.seeds[idx]))
+
+    @th.no_grad()
+    def act(self, actor: nn.Module, observations: th.Tensor | dict[str, th.Tensor], n_envs: int) -> th.Tensor:
+        """
+        :param actor: The trained actor (the copies are built from it on first use)
+        :param observations: One observation per environment
+        :param n_envs: Number of environments
+        :return: Each environment's perturbed actor's action (scaled action space)
+        """
+        self._build(actor, n_envs)
+        return th.cat([self._actors[idx](_index_obs(observations, idx)) for idx in range(n_envs)])
+
+    def episodes_ended(self, actor: nn.Module, dones: np.ndarray, num_timesteps: int) -> None:
+        """
+        After each environment step: advance the schedule and resample the perturbation of each finished episode.
+
+        :param actor: The trained actor
+        :param dones: One done flag per environment
+        :param num_timesteps: Environment steps so far
+        """
+        self.spec.num_steps = num_timesteps
+        done_envs = np.flatnonzero(dones)
+        if len(done_envs) > 0:
+            self.spec.num_episodes += len(done_envs)
+            if self._actors:
+                self.resample(actor, done_envs)
+
+    def adapt(self, actor: nn.Module, observations: th.Tensor | dict[str, th.Tensor], n_envs: int) -> float:
+        """
+        Measure the action distance of a fresh perturbation on a batch and adapt sigma.
+
+        :param actor: The trained actor
+        :param observations: A replay batch (as the actor is trained on them: normalised when VecNormalize is used)
+        :param n_envs: Number of environments
+        :return: The measured distance
+        """
+        self._build(actor, n_envs)
+        assert self._scratch is not None
+        perturb(actor, self._scratch, self.spec.current_stddev, int(self.rng.integers(0, 2**62)))
+        was_training = actor.training
+        actor.train(False)
+        distance = action_distance(actor, self._scratch, observations)
+        actor.train(was_training)
+        self.spec.adapt(distance)
+        return distance
+
+
+def _index_obs(obs: th.Tensor | dict[str, th.Tensor], idx: int) -> th.Tensor | dict[str, th.Tensor]:
+    if isinstance(obs, dict):
+        return {key: value[idx : idx + 1] for key, value in obs.items()}
+    return obs[idx : idx + 1]

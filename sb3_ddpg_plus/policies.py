@@ -25,7 +25,7 @@ from torch.nn import functional as F
 from torch.nn.modules import module as _torch_module
 
 from sb3_ddpg_plus.matmul import linear
-from sb3_ddpg_plus.optim import LeanAdam
+from sb3_ddpg_plus.optim import LeanAdam, lean_adam_available
 from sb3_ddpg_plus.validation import DDPGPlusInputError, check_net_arch
 
 
@@ -366,7 +366,12 @@ class DDPGPlusPolicy(BasePolicy):
         """
         kwargs = dict(self.optimizer_kwargs)
         optimizer_class = self.optimizer_class
-        if optimizer_class is th.optim.Adam and not {"fused", "foreach"} & set(kwargs) and self.device.type in ("cpu", "cuda"):
+        if (
+            optimizer_class is th.optim.Adam
+            and not {"fused", "foreach"} & set(kwargs)
+            and self.device.type in ("cpu", "cuda")
+            and lean_adam_available()
+        ):
             optimizer_class = LeanAdam
         return optimizer_class(params, lr=lr, **kwargs)  # type: ignore[call-arg]
 

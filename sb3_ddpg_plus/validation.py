@@ -22,6 +22,28 @@ class DDPGPlusInputError(ValueError, AssertionError):
     """
 
 
+class IncompatiblePolicyError(ValueError):
+    """A policy that is not an actor-critic with target networks (for example in a file saved by SAC or PPO)."""
+
+
+def check_actor_critic_policy(policy: Any) -> None:
+    """
+    :param policy: The policy the algorithm built
+    :raises IncompatiblePolicyError: unless it has an actor, a critic and their targets (naming the algorithm whose
+        policy it looks like)
+    """
+    missing = [name for name in ("actor", "actor_target", "critic", "critic_target") if not hasattr(policy, name)]
+    if missing:
+        policy_class = type(policy)
+        parts = policy_class.__module__.split(".")
+        algorithm = parts[-2].upper() if len(parts) >= 2 else "unknown"
+        raise IncompatiblePolicyError(
+            f"the policy {policy_class.__name__} ({policy_class.__module__}, algorithm {algorithm}) has no "
+            f"{', '.join(missing)}: DDPGPlus needs a DDPG/TD3 policy (DDPGPlusPolicy, or SB3's TD3Policy for a file "
+            "saved by SB3's DDPG or TD3)"
+        )
+
+
 def check_action_space(action_space: spaces.Space) -> None:
     """
     :param action_space: The environment's action space

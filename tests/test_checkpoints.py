@@ -91,8 +91,8 @@ def test_action_noise_state_and_schedule_progress_equal(saved):
 def test_param_noise_sigma_and_seeds_equal(saved):
     model, loaded, *_ = saved
     assert model.param_noise.current_stddev == loaded.param_noise.current_stddev
-    np.testing.assert_array_equal(model._param_noise_seeds, loaded._param_noise_seeds)
-    assert model._param_noise_rng.bit_generator.state == loaded._param_noise_rng.bit_generator.state
+    np.testing.assert_array_equal(model.param_noise_exploration.seeds, loaded.param_noise_exploration.seeds)
+    assert model.param_noise_exploration.rng.bit_generator.state == loaded.param_noise_exploration.rng.bit_generator.state
 
 
 def test_counters_and_learning_rate_progress_equal(saved):

@@ -96,7 +96,7 @@ def test_her_with_n_steps_warns_and_trains_as_upstream():
     env = BitFlippingEnv(n_bits=4, continuous=True, max_steps=4)
     with pytest.warns(UserWarning, match="n_steps=3"):
         DDPG("MultiInputPolicy", env, replay_buffer_class=HerReplayBuffer, n_steps=3, learning_starts=20)
-    with pytest.warns(UserWarning, match=r"n_steps=3.*HerReplayBuffer has no n-step returns"):
+    with pytest.warns(UserWarning, match=r"n_steps=3.*is ignored"):
         model = DDPGPlus(
             "MultiInputPolicy", env, replay_buffer_class=HerReplayBuffer, n_steps=3, learning_starts=20, batch_size=16
         )

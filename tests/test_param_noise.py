@@ -128,11 +128,11 @@ def test_perturbations_are_per_env_and_resampled_at_episode_end():
     env = DummyVecEnv([lambda: gym.make("Pendulum-v1", max_episode_steps=30)] * 2)
     model = DDPGPlus("MlpPolicy", env, param_noise=PARAM_NOISE, seed=0, **FAST)
     model.learn(60)
-    first, second = (next(iter(a.parameters())).clone() for a in model._perturbed_actors)
+    first, second = (next(iter(a.parameters())).clone() for a in model.param_noise_exploration.perturbed_actors)
     assert not th.equal(first, second)  # each environment explores with its own perturbation
-    seeds_before = model._param_noise_seeds.copy()
+    seeds_before = model.param_noise_exploration.seeds.copy()
     model.learn(60, reset_num_timesteps=False)  # both episodes end again
-    assert np.all(model._param_noise_seeds != seeds_before)
+    assert np.all(model.param_noise_exploration.seeds != seeds_before)
 
 
 def test_targets_and_trained_actor_never_perturbed():
@@ -148,8 +148,8 @@ def test_targets_and_trained_actor_never_perturbed():
     actor_state = copy.deepcopy(model.actor.state_dict())
     target_state = copy.deepcopy(model.actor_target.state_dict())
     model.learn(300)
-    model._ensure_perturbed_actors(1)
-    model._resample_perturbations(np.array([0]))
+    model.param_noise_exploration.start(model.actor, n_envs=1, new_episodes=True)
+    model.param_noise_exploration.resample(model.actor, np.array([0]))
     for key, value in model.actor.state_dict().items():
         assert th.equal(value, actor_state[key])
     for key, value in model.actor_target.state_dict().items():
@@ -185,19 +185,23 @@ def test_save_load_keeps_sigma_and_rebuilds_perturbation(tmp_path):
     model = DDPGPlus("MlpPolicy", "Pendulum-v1", param_noise=PARAM_NOISE, param_noise_adaption_interval=5, seed=0, **FAST)
     model.learn(200)
     sigma = model.param_noise.current_stddev
-    seeds = model._param_noise_seeds.copy()
-    perturbed = [p.clone() for p in model._perturbed_actors[0].parameters()]
+    seeds = model.param_noise_exploration.seeds.copy()
+    perturbed = [p.clone() for p in model.param_noise_exploration.perturbed_actors[0].parameters()]
     model.save(tmp_path / "model.zip")
     loaded = DDPGPlus.load(tmp_path / "model.zip", env=gym.make("Pendulum-v1"))
     assert loaded.param_noise.current_stddev == sigma
-    np.testing.assert_array_equal(loaded._param_noise_seeds, seeds)
-    loaded._ensure_perturbed_actors(1)
+    np.testing.assert_array_equal(loaded.param_noise_exploration.seeds, seeds)
+    loaded.param_noise_exploration.start(loaded.actor, n_envs=1, new_episodes=False)
     # rebuilt from the same seed on the same actor weights (the actor did not change since the last resampling)
     model.actor.load_state_dict(loaded.actor.state_dict())
-    perturb(model.actor, model._perturbed_actors[0], sigma, int(seeds[0]))
-    for a, b in zip(model._perturbed_actors[0].parameters(), loaded._perturbed_actors[0].parameters(), strict=True):
+    perturb(model.actor, model.param_noise_exploration.perturbed_actors[0], sigma, int(seeds[0]))
+    for a, b in zip(
+        model.param_noise_exploration.perturbed_actors[0].parameters(),
+        loaded.param_noise_exploration.perturbed_actors[0].parameters(),
+        strict=True,
+    ):
         assert th.equal(a, b)
-    assert len(perturbed) == len(list(loaded._perturbed_actors[0].parameters()))
+    assert len(perturbed) == len(list(loaded.param_noise_exploration.perturbed_actors[0].parameters()))
     assert loaded.policy.actor_layer_norm
 
 

@@ -43,7 +43,7 @@ def test_run_param_noise(n_envs, optimize_memory_usage):
     )
     model.learn(200)
     assert model.policy.actor_layer_norm  # layer norm is on by default with parameter noise
-    assert len(model._perturbed_actors) == n_envs
+    assert len(model.param_noise_exploration.perturbed_actors) == n_envs
 
 
 @pytest.mark.parametrize("n_steps", [1, 3])
