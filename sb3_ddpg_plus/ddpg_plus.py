@@ -22,15 +22,17 @@ from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.preprocessing import is_image_space
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
-from stable_baselines3.common.utils import FloatSchedule, get_parameters_by_name, update_learning_rate
+from stable_baselines3.common.utils import FloatSchedule, update_learning_rate
 from torch.nn import functional as F
 
 from sb3_ddpg_plus.buffers import DDPGPlusReplayBuffer
 from sb3_ddpg_plus.checkpoints import SaveLoadMixin
-from sb3_ddpg_plus.manual_backward import ManualBackward, ModuleSnapshot
+from sb3_ddpg_plus.fast_path import FastPath
+from sb3_ddpg_plus.manual_backward import ManualBackward
 from sb3_ddpg_plus.noise import ScheduledActionNoise, current_sigma, make_action_noise
 from sb3_ddpg_plus.param_noise import AdaptiveParamNoiseSpec, ParamNoiseExploration, check_perturbable, make_param_noise
 from sb3_ddpg_plus.policies import Actor, CnnPolicy, Critic, DDPGPlusPolicy, MlpPolicy, MultiInputPolicy
+from sb3_ddpg_plus.train_utils import LossSums, ReplayBatches, frozen
 from sb3_ddpg_plus.validation import (
     check_action_space,
     check_actor_critic_policy,
@@ -39,9 +41,6 @@ from sb3_ddpg_plus.validation import (
 )
 
 SelfDDPGPlus = TypeVar("SelfDDPGPlus", bound="DDPGPlus")
-
-# Largest replay sample drawn at once in train() (several gradient steps share one sample up to this size)
-SAMPLE_CHUNK_BYTES = 32 * 1024 * 1024
 
 
 class DDPGPlus(SaveLoadMixin, OffPolicyAlgorithm):
@@ -296,52 +295,21 @@ class DDPGPlus(SaveLoadMixin, OffPolicyAlgorithm):
         observation_space = self.policy.observation_space
         # Observations that reach the actor as one tensor, without obs_to_tensor's dict/image handling
         self._flat_box_obs = isinstance(observation_space, spaces.Box) and not is_image_space(observation_space)
-        self._cache_networks()
-
-    def _cache_networks(self) -> None:
-        """
-        What train() and acting read from the networks, computed once (parameter lists, the hand-written path);
-        computed again whenever a snapshot shows that a layer or parameter was replaced.
-        """
-        # Target update pairs: one fused lerp per update instead of a loop over tensors
-        self._actor_params = list(self.actor.parameters())
-        self._actor_target_params = list(self.actor_target.parameters())
-        critic_params = dict(self.critic.named_parameters())
-        critic_target_params = dict(self.critic_target.named_parameters())
-        # With a shared features extractor the critic holds the actor's extractor: it is trained (and its target
-        # updated) through the actor only
-        shared = {id(p) for p in self._actor_params} if self.policy.share_features_extractor else set()
-        names = [name for name, param in critic_params.items() if id(param) not in shared]
-        self._critic_params = [critic_params[name] for name in names]
-        self._critic_target_params = [critic_target_params[name] for name in names]
-        # Q-network parameters, frozen while the actor loss is back-propagated (no gradient is computed for them)
-        self._q_network_params = [p for q_net in self.critic.q_networks for p in q_net.parameters()]
-        # Running mean and variance of batch norm layers are copied to the targets (GH#996)
-        self.actor_batch_norm_stats = get_parameters_by_name(self.actor, ["running_"])
-        self.critic_batch_norm_stats = get_parameters_by_name(self.critic, ["running_"])
-        self.actor_batch_norm_stats_target = get_parameters_by_name(self.actor_target, ["running_"])
-        self.critic_batch_norm_stats_target = get_parameters_by_name(self.critic_target, ["running_"])
-        self._manual_backward = ManualBackward.for_policy(self.policy)
-        self._network_snapshot = ModuleSnapshot([self.actor, self.actor_target, self.critic, self.critic_target])
-        self._actor_snapshot = ModuleSnapshot([self.actor])
+        # [speed] What train() and acting read from the networks, and the choice of update path
+        self._fast = FastPath(self.policy)
 
     def _fast_path(self, acting: bool = False) -> ManualBackward | None:
         """
-        The one place that decides whether the hand-written path (``manual_backward.py``) runs. It must compute
-        exactly what the modules say: a replaced layer or parameter rebuilds the cached lists (and the path, if the
-        networks are still plain MLPs); a hook, a frozen parameter or a non-CPU device falls back to the modules.
-        At ``verbose >= 1`` a change of path is printed.
+        The hand-written path (see :mod:`sb3_ddpg_plus.fast_path`) or ``None`` for autograd; at ``verbose >= 1`` a
+        change of the update path is printed.
 
         :param acting: For acting (the actor's forward pass) rather than for a ``train()`` call
-        :return: The hand-written path, or ``None`` to call the modules (autograd)
+        :return: The hand-written path, or ``None`` to call the modules
         """
-        snapshot = self._actor_snapshot if acting else self._network_snapshot
-        if not snapshot.unchanged():
-            self._cache_networks()
-        manual = self._manual_backward
-        if not self.manual_backward or manual is None or not (manual.can_act() if acting else manual.usable()):
-            manual = None
-        if not acting and self.verbose >= 1:
+        if acting:
+            return self._fast.acting(self.manual_backward)
+        manual = self._fast.update(self.manual_backward)
+        if self.verbose >= 1:
             path = "autograd" if manual is None else "hand-written gradients"
             if path != self.__dict__.get("_last_update_path"):
                 print(f"DDPGPlus: updates use {path}")
@@ -391,8 +359,8 @@ class DDPGPlus(SaveLoadMixin, OffPolicyAlgorithm):
         actor_target = self.actor_target if fast is None else fast.target_actor
         critic_target = self.critic_target if fast is None else fast.target_critic
         # [speed] Losses summed on the device and read once per call instead of one .item() per step
-        losses = _LossSums()
-        batches = _Batches(self, gradient_steps, batch_size)
+        losses = LossSums()
+        batches = ReplayBatches(self.replay_buffer, gradient_steps, batch_size, self._vec_normalize_env)  # type: ignore[arg-type]
 
         for _ in range(gradient_steps):
             self._n_updates += 1
@@ -436,7 +404,7 @@ class DDPGPlus(SaveLoadMixin, OffPolicyAlgorithm):
             if self._n_updates % self.policy_delay == 0:
                 if fast is None:
                     # Compute actor loss (the Q-networks are frozen: their gradients would be thrown away)
-                    with _frozen(self._q_network_params):
+                    with frozen(self._fast.q_network_params):
                         actor_loss = -self.critic.q1_forward(
                             replay_data.observations, self.actor(replay_data.observations)
                         ).mean()
@@ -450,27 +418,13 @@ class DDPGPlus(SaveLoadMixin, OffPolicyAlgorithm):
                 losses.add_actor(actor_loss.detach())
                 self.actor.optimizer.step()
 
-                self._update_targets()
+                self._fast.update_targets(self.tau)
 
             if self.param_noise_exploration is not None and self._n_updates % self.param_noise_adaption_interval == 0:
                 self._adapt_param_noise()
 
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
         losses.record(self.logger)
-
-    @th.no_grad()
-    def _update_targets(self) -> None:
-        # Polyak update, fused: target <- target + tau * (online - target) == (1 - tau) * target + tau * online
-        th._foreach_lerp_(
-            self._critic_target_params + self._actor_target_params, self._critic_params + self._actor_params, self.tau
-        )
-        # Copy running stats, see GH issue #996
-        for source, target in (
-            (self.critic_batch_norm_stats, self.critic_batch_norm_stats_target),
-            (self.actor_batch_norm_stats, self.actor_batch_norm_stats_target),
-        ):
-            for stat, target_stat in zip(source, target, strict=True):
-                target_stat.copy_(stat)
 
     def _adapt_param_noise(self) -> None:
         assert self.param_noise_exploration is not None and self.replay_buffer is not None
@@ -624,120 +578,11 @@ class DDPGPlus(SaveLoadMixin, OffPolicyAlgorithm):
             "critic_target",
             "actor_lr_schedule",
             "critic_lr_schedule",
-            "_actor_params",
-            "_actor_target_params",
-            "_critic_params",
-            "_critic_target_params",
-            "_q_network_params",
-            "_manual_backward",
-            "_network_snapshot",
-            "_actor_snapshot",
+            "_fast",
             "_in_setup",
             "_last_update_path",
-            "actor_batch_norm_stats",
-            "critic_batch_norm_stats",
-            "actor_batch_norm_stats_target",
-            "critic_batch_norm_stats_target",
         ]
 
     def _get_torch_save_params(self) -> tuple[list[str], list[str]]:
         state_dicts = ["policy", "actor.optimizer", "critic.optimizer"]
         return state_dicts, []
-
-
-class _frozen:
-    """Context manager: the parameters do not require gradients inside it (and do again after)."""
-
-    def __init__(self, params: list[th.nn.Parameter]) -> None:
-        self.params = params
-
-    def __enter__(self) -> None:
-        for param in self.params:
-            param.requires_grad_(False)
-
-    def __exit__(self, *_: object) -> None:
-        for param in self.params:
-            param.requires_grad_(True)
-
-
-class _LossSums:
-    """Losses of a ``train()`` call, summed on the device and read with one sync at the end."""
-
-    def __init__(self) -> None:
-        self.critic: th.Tensor | None = None
-        self.mean_q: th.Tensor | None = None
-        self.actor: th.Tensor | None = None
-        self.n_critic = 0
-        self.n_actor = 0
-
-    def add_critic(self, critic_loss: th.Tensor, current_q1: th.Tensor) -> None:
-        mean_q = current_q1.mean()
-        self.critic = critic_loss if self.critic is None else self.critic + critic_loss
-        self.mean_q = mean_q if self.mean_q is None else self.mean_q + mean_q
-        self.n_critic += 1
-
-    def add_actor(self, actor_loss: th.Tensor) -> None:
-        self.actor = actor_loss if self.actor is None else self.actor + actor_loss
-        self.n_actor += 1
-
-    def record(self, logger: Any) -> None:
-        if self.critic is None or self.mean_q is None:
-            return
-        sums = [self.critic, self.mean_q] if self.actor is None else [self.critic, self.mean_q, self.actor]
-        values = th.stack(sums).tolist()  # the one device sync of the call
-        logger.record("train/critic_loss", values[0] / self.n_critic)
-        logger.record("train/mean_q", values[1] / self.n_critic)
-        if self.actor is not None:
-            logger.record("train/actor_loss", values[2] / self.n_actor)
-
-
-class _Batches:
-    """
-    The replay samples of a ``train()`` call: few large samples instead of one per gradient step (the buffer does not
-    change during the call), capped at ``SAMPLE_CHUNK_BYTES`` so that image observations stay small. The same draws as
-    one sample per step would make, in another order of calls to the generator.
-    """
-
-    def __init__(self, model: DDPGPlus, gradient_steps: int, batch_size: int) -> None:
-        self.model = model
-        self.batch_size = batch_size
-        self.remaining = gradient_steps
-        per_sample = batch_size * _sample_bytes(model.observation_space, model.action_space)
-        self.steps_per_sample = max(1, min(gradient_steps, SAMPLE_CHUNK_BYTES // max(1, per_sample)))
-        self.chunk: Any = None
-        self.offset = 0
-
-    def next(self) -> Any:
-        if self.chunk is None or self.offset >= self.steps_per_sample:
-            steps = min(self.steps_per_sample, self.remaining)
-            self.chunk = self.model.replay_buffer.sample(  # type: ignore[union-attr]
-                self.batch_size * steps, env=self.model._vec_normalize_env
-            )
-            self.offset = 0
-        self.remaining -= 1
-        start = self.offset * self.batch_size
-        self.offset += 1
-        if self.steps_per_sample == 1:
-            return self.chunk
-        return _slice_samples(self.chunk, start, self.batch_size)
-
-
-def _sample_bytes(observation_space: spaces.Space, action_space: spaces.Space) -> int:
-    """Bytes of one sampled transition (observation and next observation dominate)."""
-    spaces_ = observation_space.spaces.values() if isinstance(observation_space, spaces.Dict) else [observation_space]
-    obs_bytes = sum(int(np.prod(space.shape)) * 4 for space in spaces_)  # sampled as float32 at most
-    return 2 * obs_bytes + 4 * int(np.prod(action_space.shape)) + 16
-
-
-def _slice_samples(data: Any, start: int, length: int) -> Any:
-    """The samples ``[start, start + length)`` of a batch (observations may be dicts; discounts may be None)."""
-    end = start + length
-    fields = []
-    for value in data:
-        if value is None:
-            fields.append(None)
-        elif isinstance(value, dict):
-            fields.append({key: tensor[start:end] for key, tensor in value.items()})
-        else:
-            fields.append(value[start:end])
-    return type(data)(*fields)

@@ -118,9 +118,9 @@ def test_plain_mlp_rejects_other_layers():
 
 def test_image_and_dict_observations_use_autograd():
     image_model = DDPGPlus("CnnPolicy", FakeImageEnv(screen_height=36, screen_width=36, n_channels=1, discrete=False))
-    assert image_model._manual_backward is None
+    assert image_model._fast.manual is None
     dict_model = DDPGPlus("MultiInputPolicy", SimpleMultiObsEnv(random_start=False, discrete_actions=False))
-    assert dict_model._manual_backward is None
+    assert dict_model._fast.manual is None
 
 
 def spy_on_manual(model, monkeypatch):
@@ -193,7 +193,7 @@ def test_manual_backward_is_saved_and_loaded(tmp_path):
     model.save(tmp_path / "model.zip")
     loaded = DDPGPlus.load(tmp_path / "model.zip")
     assert loaded.manual_backward is False
-    assert loaded._manual_backward is not None  # eligible: only switched off
+    assert loaded._fast.manual is not None  # eligible: only switched off
 
 
 @pytest.mark.parametrize(

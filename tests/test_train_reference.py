@@ -146,10 +146,10 @@ def test_td3_target_smoothing_and_delay_match_reference():
 
 def test_sample_chunking_does_not_change_training(monkeypatch):
     """Several gradient steps per train() share one replay sample; its size cap changes nothing but memory."""
-    import sb3_ddpg_plus.ddpg_plus as ddpg_plus_module
+    import sb3_ddpg_plus.train_utils as train_utils_module
 
     def trained(chunk_bytes):
-        monkeypatch.setattr(ddpg_plus_module, "SAMPLE_CHUNK_BYTES", chunk_bytes)
+        monkeypatch.setattr(train_utils_module, "SAMPLE_CHUNK_BYTES", chunk_bytes)
         model = DDPGPlus(
             "MlpPolicy",
             "Pendulum-v1",

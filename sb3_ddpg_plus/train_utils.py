@@ -1,0 +1,138 @@
+"""
+Helpers of ``DDPGPlus.train()`` that keep it as short as SB3's TD3: replay samples shared by several gradient steps,
+losses summed on the device and read once per call, and freezing parameters for the actor's backward pass.
+"""
+
+from typing import Any
+
+import numpy as np
+import torch as th
+from gymnasium import spaces
+from stable_baselines3.common.buffers import ReplayBuffer
+from stable_baselines3.common.vec_env import VecNormalize
+
+# Largest replay sample drawn at once in train() (several gradient steps share one sample up to this size)
+SAMPLE_CHUNK_BYTES = 32 * 1024 * 1024
+
+
+class frozen:
+    """
+    Context manager: the parameters do not require gradients inside it, and do again after it.
+
+    :param params: The parameters
+    """
+
+    def __init__(self, params: list[th.nn.Parameter]) -> None:
+        self.params = params
+
+    def __enter__(self) -> None:
+        for param in self.params:
+            param.requires_grad_(False)
+
+    def __exit__(self, *_: object) -> None:
+        for param in self.params:
+            param.requires_grad_(True)
+
+
+class LossSums:
+    """Losses of a ``train()`` call, summed on the device and read with one sync at the end (no ``.item()`` per step)."""
+
+    def __init__(self) -> None:
+        self.critic: th.Tensor | None = None
+        self.mean_q: th.Tensor | None = None
+        self.actor: th.Tensor | None = None
+        self.n_critic = 0
+        self.n_actor = 0
+
+    def add_critic(self, critic_loss: th.Tensor, current_q1: th.Tensor) -> None:
+        """
+        :param critic_loss: The critic loss of a gradient step (detached)
+        :param current_q1: The first critic's Q-values of the batch (detached)
+        """
+        mean_q = current_q1.mean()
+        self.critic = critic_loss if self.critic is None else self.critic + critic_loss
+        self.mean_q = mean_q if self.mean_q is None else self.mean_q + mean_q
+        self.n_critic += 1
+
+    def add_actor(self, actor_loss: th.Tensor) -> None:
+        """:param actor_loss: The actor loss of a gradient step (detached)"""
+        self.actor = actor_loss if self.actor is None else self.actor + actor_loss
+        self.n_actor += 1
+
+    def record(self, logger: Any) -> None:
+        """:param logger: SB3's logger: ``train/critic_loss``, ``train/mean_q`` and ``train/actor_loss`` (means)"""
+        if self.critic is None or self.mean_q is None:
+            return
+        sums = [self.critic, self.mean_q] if self.actor is None else [self.critic, self.mean_q, self.actor]
+        values = th.stack(sums).tolist()  # the one device sync of the call
+        logger.record("train/critic_loss", values[0] / self.n_critic)
+        logger.record("train/mean_q", values[1] / self.n_critic)
+        if self.actor is not None:
+            logger.record("train/actor_loss", values[2] / self.n_actor)
+
+
+class ReplayBatches:
+    """
+    The replay samples of a ``train()`` call: few large samples instead of one per gradient step (the buffer does not
+    change during the call), capped at ``SAMPLE_CHUNK_BYTES`` so that image observations stay small.
+
+    :param replay_buffer: The replay buffer
+    :param gradient_steps: Gradient steps of the call
+    :param batch_size: Samples per gradient step
+    :param vec_normalize_env: Passed to ``sample`` (observations and rewards normalised at sample time)
+    """
+
+    def __init__(
+        self, replay_buffer: ReplayBuffer, gradient_steps: int, batch_size: int, vec_normalize_env: VecNormalize | None
+    ) -> None:
+        self.replay_buffer = replay_buffer
+        self.vec_normalize_env = vec_normalize_env
+        self.batch_size = batch_size
+        self.remaining = gradient_steps
+        per_sample = batch_size * sample_bytes(replay_buffer.observation_space, replay_buffer.action_space)
+        self.steps_per_sample = max(1, min(gradient_steps, SAMPLE_CHUNK_BYTES // max(1, per_sample)))
+        self.chunk: Any = None
+        self.offset = 0
+
+    def next(self) -> Any:
+        """:return: The next gradient step's batch"""
+        if self.chunk is None or self.offset >= self.steps_per_sample:
+            steps = min(self.steps_per_sample, self.remaining)
+            self.chunk = self.replay_buffer.sample(self.batch_size * steps, env=self.vec_normalize_env)
+            self.offset = 0
+        self.remaining -= 1
+        start = self.offset * self.batch_size
+        self.offset += 1
+        if self.steps_per_sample == 1:
+            return self.chunk
+        return slice_samples(self.chunk, start, self.batch_size)
+
+
+def sample_bytes(observation_space: spaces.Space, action_space: spaces.Space) -> int:
+    """
+    :param observation_space: The observation space
+    :param action_space: The action space
+    :return: Bytes of one sampled transition (observation and next observation dominate)
+    """
+    spaces_ = observation_space.spaces.values() if isinstance(observation_space, spaces.Dict) else [observation_space]
+    obs_bytes = sum(int(np.prod(space.shape)) * 4 for space in spaces_)  # sampled as float32 at most
+    return 2 * obs_bytes + 4 * int(np.prod(action_space.shape)) + 16
+
+
+def slice_samples(data: Any, start: int, length: int) -> Any:
+    """
+    :param data: A batch (a NamedTuple of tensors; observations may be dicts, discounts may be None)
+    :param start: First sample
+    :param length: Number of samples
+    :return: The samples ``[start, start + length)`` as the same NamedTuple
+    """
+    end = start + length
+    fields: list[Any] = []
+    for value in data:
+        if value is None:
+            fields.append(None)
+        elif isinstance(value, dict):
+            fields.append({key: tensor[start:end] for key, tensor in value.items()})
+        else:
+            fields.append(value[start:end])
+    return type(data)(*fields)
