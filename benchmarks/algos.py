@@ -35,7 +35,7 @@ TD3_TRICKS = {"n_critics": 2, "policy_delay": 2, "target_policy_noise": 0.2, "ta
 OU_SIGMA = {"MountainCarContinuous-v0": 0.5, "default": 0.1}
 
 #: Adaptive parameter noise per env (Plappert et al. 2018 use a desired action stddev of 0.2; MountainCar needs larger
-#: perturbations to leave the do-nothing optimum, ``research/peers.md`` §7).
+#: perturbations to leave the do-nothing optimum: see ``benchmarks/results/mountaincar_exploration.md``).
 PARAM_NOISE = {
     "MountainCarContinuous-v0": {"initial_stddev": 0.5, "desired_action_stddev": 0.5, "adoption_coefficient": 1.01},
     "default": {"initial_stddev": 0.2, "desired_action_stddev": 0.2, "adoption_coefficient": 1.01},

@@ -29,6 +29,8 @@ import yaml
 from stable_baselines3.common.utils import LinearSchedule
 from torch import nn
 
+from sb3_ddpg_plus.ddpg_plus import DDPGPlus
+
 RUNNER_KEYS = ("n_timesteps", "n_envs", "normalize")
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     "relu": nn.ReLU,
@@ -297,8 +299,6 @@ def make_model(hyperparams: Mapping[str, Any], env: Any, **overrides: Any) -> An
     :param overrides: Constructor keyword arguments that take precedence (``seed``, ``verbose``, ...)
     :return: The model
     """
-    from sb3_ddpg_plus.ddpg_plus import DDPGPlus  # local: the package's modules never import the algorithm
-
     kwargs = to_constructor_kwargs(hyperparams)
     kwargs.update(overrides)
     return DDPGPlus(env=env, **kwargs)

@@ -3,8 +3,8 @@ The objective: train a sampled configuration on every (environment, seed) run of
 normalised score.
 
 Intermediate values are reported on a fixed grid of global steps (``run_index * budget + timesteps``) so that
-Optuna's median pruner compares trials at the same point of the same run. Three things differ from rl-zoo3
-(research/optuna.md §2, §5):
+Optuna's median pruner compares trials at the same point of the same run. Three things differ from rl-zoo3's
+objective:
 
 * nothing is reported while a run is still in its random warm-up (``timesteps < learning_starts``), and pruning
   waits another ``prune_warmup * budget`` timesteps, so off-policy trials are not killed before they learn (and the

@@ -53,9 +53,9 @@ def sample_hyperparams(trial: optuna.Trial, budget: int, net_archs: Sequence[str
     Sample one configuration.
 
     Noise sigmas are sampled only for the noise type that uses them, with a range per type: an OU sigma is not a
-    Gaussian sigma (with SB3's ``dt=0.01`` OU is a slow random walk, DESIGN.md). ``"none"`` yields
+    Gaussian sigma (with SB3's ``dt=0.01`` OU is a slow random walk, see ``sb3_ddpg_plus.noise``). ``"none"`` yields
     ``action_noise: {type: none}`` and no ``param_noise`` key, i.e. really no exploration noise (rl-zoo3's "None"
-    arm keeps the YAML's noise, research/sb3.md §3.4).
+    arm keeps the YAML's noise).
 
     :param trial: Optuna trial (a ``FixedTrial`` re-creates a configuration from its params)
     :param budget: training timesteps per run; bounds ``buffer_size`` and ``learning_starts`` (fixed per study, so

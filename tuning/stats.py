@@ -3,7 +3,7 @@ Small, numpy-only statistics for the report: mean ± std, interquartile mean and
 
 Follows rliable (Agarwal et al. 2021, "Deep RL at the Edge of the Statistical Precipice"): the IQM is the mean of the
 middle 50 % of all (run, task) scores, and the bootstrap resamples runs independently within each task.
-rliable itself is not a dependency because it pins ``arch<8`` (research/optuna.md §4.2).
+rliable itself is not a dependency because it pins ``arch<8``.
 """
 
 from collections.abc import Callable

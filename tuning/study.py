@@ -3,7 +3,7 @@ Create or join a study and run one worker on it.
 
 Samplers and pruners are not stored by Optuna (Optuna PR #4927), so every worker builds the same ones from here;
 what differs between workers is only the sampler seed, which must differ, or workers started together propose the
-same start-up configurations (research/optuna.md §1.2: 5 duplicates out of 10 with equal seeds).
+same start-up configurations (seen with TPE: 5 duplicates out of 10 trials when the seeds were equal).
 """
 
 import contextlib
