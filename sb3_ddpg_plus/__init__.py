@@ -2,7 +2,7 @@
 
 from sb3_ddpg_plus.buffers import DDPGPlusReplayBuffer
 from sb3_ddpg_plus.ddpg_plus import DDPGPlus
-from sb3_ddpg_plus.noise import GaussianActionNoise, OrnsteinUhlenbeckActionNoise, SigmaSchedule, make_action_noise
+from sb3_ddpg_plus.noise import GaussianActionNoise, OUActionNoise, SigmaSchedule, make_action_noise
 from sb3_ddpg_plus.param_noise import AdaptiveParamNoiseSpec, make_param_noise
 from sb3_ddpg_plus.policies import CnnPolicy, DDPGPlusPolicy, MlpPolicy, MultiInputPolicy
 from sb3_ddpg_plus.validation import DDPGPlusInputError
@@ -19,7 +19,7 @@ __all__ = [
     "GaussianActionNoise",
     "MlpPolicy",
     "MultiInputPolicy",
-    "OrnsteinUhlenbeckActionNoise",
+    "OUActionNoise",
     "SigmaSchedule",
     "__version__",
     "make_action_noise",

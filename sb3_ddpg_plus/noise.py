@@ -268,9 +268,11 @@ class GaussianActionNoise(ScheduledActionNoise):
         return f"GaussianActionNoise(mu={self._mu}, sigma={self._sigma0}{self._schedule_repr()})"
 
 
-class OrnsteinUhlenbeckActionNoise(ScheduledActionNoise):
+class OUActionNoise(ScheduledActionNoise):
     """
-    Ornstein-Uhlenbeck process, one per environment, as in SB3 and the DDPG paper:
+    Ornstein-Uhlenbeck process, one per environment, as in SB3 and the DDPG paper (named apart from SB3's
+    ``OrnsteinUhlenbeckActionNoise``, a different class: this one is vectorised, scheduled and has its own generator;
+    ``make_action_noise({"type": "ou", ...})`` builds it):
 
     ``x <- x + theta * (mean - x) * dt + sigma * sqrt(dt) * N(0, 1)``
 
@@ -351,7 +353,7 @@ class OrnsteinUhlenbeckActionNoise(ScheduledActionNoise):
 
     def __repr__(self) -> str:
         return (
-            f"OrnsteinUhlenbeckActionNoise(mu={self._mu}, sigma={self._sigma0}, theta={self._theta}, dt={self._dt}"
+            f"OUActionNoise(mu={self._mu}, sigma={self._sigma0}, theta={self._theta}, dt={self._dt}"
             f"{self._schedule_repr()})"
         )
 
@@ -359,8 +361,8 @@ class OrnsteinUhlenbeckActionNoise(ScheduledActionNoise):
 NOISE_TYPES = {
     "normal": GaussianActionNoise,
     "gaussian": GaussianActionNoise,
-    "ornstein-uhlenbeck": OrnsteinUhlenbeckActionNoise,
-    "ou": OrnsteinUhlenbeckActionNoise,
+    "ornstein-uhlenbeck": OUActionNoise,
+    "ou": OUActionNoise,
     "none": None,
 }
 _NOISE_KEYS = {"type", "mean", "sigma", "theta", "dt", "initial_noise", "schedule"}
@@ -398,7 +400,7 @@ def make_action_noise(config: "ActionNoise | Mapping[str, Any] | None", action_d
     mean = _as_vector("mean", config.get("mean", 0.0), action_dim)
     sigma = _as_vector("sigma", config["sigma"], action_dim)
     kwargs: dict[str, Any] = {"schedule": config.get("schedule")}
-    if noise_class is OrnsteinUhlenbeckActionNoise:
+    if noise_class is OUActionNoise:
         kwargs.update(theta=float(config.get("theta", 0.15)), dt=float(config.get("dt", 1e-2)))
         kwargs["initial_noise"] = config.get("initial_noise")
     else:

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from stable_baselines3.common.noise import NormalActionNoise, VectorizedActionNoise
 
-from sb3_ddpg_plus import DDPGPlus, GaussianActionNoise, OrnsteinUhlenbeckActionNoise, SigmaSchedule, make_action_noise
+from sb3_ddpg_plus import DDPGPlus, GaussianActionNoise, OUActionNoise, SigmaSchedule, make_action_noise
 from sb3_ddpg_plus.noise import current_sigma
 from tests.conftest import FAST
 
@@ -23,7 +23,7 @@ def test_gaussian_statistics():
 
 def test_ou_statistics_match_analytic_values():
     theta, dt, sigma = 0.15, 0.05, 0.3
-    noise = OrnsteinUhlenbeckActionNoise(mean=0.0, sigma=sigma, theta=theta, dt=dt, initial_noise="stationary")
+    noise = OUActionNoise(mean=0.0, sigma=sigma, theta=theta, dt=dt, initial_noise="stationary")
     noise.seed(1)
     samples = np.array([noise()[0] for _ in range(200_000)])
     stationary = sigma / math.sqrt(2 * theta - theta**2 * dt)
@@ -36,12 +36,12 @@ def test_ou_statistics_match_analytic_values():
 
 def test_ou_default_sigma_is_not_its_std():
     """With SB3's defaults (theta=0.15, dt=0.01) the stationary std is ~1.83 sigma, not sigma."""
-    noise = OrnsteinUhlenbeckActionNoise(mean=0.0, sigma=1.0)
+    noise = OUActionNoise(mean=0.0, sigma=1.0)
     assert noise.stationary_std()[0] == pytest.approx(1.83, abs=0.01)
 
 
 def test_ou_from_zero_after_reset():
-    noise = OrnsteinUhlenbeckActionNoise(mean=np.zeros(1), sigma=1.0, theta=0.15, dt=0.01)
+    noise = OUActionNoise(mean=np.zeros(1), sigma=1.0, theta=0.15, dt=0.01)
     noise.seed(2)
     runs = []
     for _ in range(3000):
@@ -55,7 +55,7 @@ def test_ou_from_zero_after_reset():
 
 
 def test_per_env_state_and_reset():
-    noise = OrnsteinUhlenbeckActionNoise(mean=0.0, sigma=0.5, n_envs=3)
+    noise = OUActionNoise(mean=0.0, sigma=0.5, n_envs=3)
     noise.seed(0)
     for _ in range(50):
         sample = noise()
@@ -125,7 +125,7 @@ def test_decaying_sigma_during_training_is_logged(tmp_path):
         ({"type": "normal", "sigma": 0.1}, GaussianActionNoise),
         (
             {"type": "ou", "sigma": [0.1, 0.2], "theta": 0.3, "dt": 0.1, "initial_noise": "stationary"},
-            OrnsteinUhlenbeckActionNoise,
+            OUActionNoise,
         ),
         ({"type": "none"}, type(None)),
     ],
@@ -175,5 +175,5 @@ def test_own_noise_is_vectorized_natively():
     env = DummyVecEnv([lambda: gym.make("Pendulum-v1")] * 3)
     model = DDPGPlus("MlpPolicy", env, action_noise={"type": "ou", "sigma": 0.2}, seed=0, **FAST)
     model.learn(90)
-    assert isinstance(model.action_noise, OrnsteinUhlenbeckActionNoise)
+    assert isinstance(model.action_noise, OUActionNoise)
     assert model.action_noise.noise_prev.shape == (3, 1)
