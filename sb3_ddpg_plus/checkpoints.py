@@ -37,7 +37,7 @@ def _final_path(path: "str | os.PathLike[str]", suffix: str) -> Path:
     return final.with_suffix(f".{suffix}") if final.suffix == "" else final
 
 
-def atomic_write(path: "str | os.PathLike[str]", write: Callable[[str], None], suffix: str) -> Path:
+def atomic_write(path: "str | os.PathLike[str]", write: Callable[[str], object], suffix: str) -> Path:
     """
     Write a file through a temporary file and an atomic rename.
 
@@ -289,7 +289,7 @@ class SaveLoadMixin(BaseAlgorithm):
         """
         late = {name: kwargs.pop(name) for name in cls.load_time_kwargs if name in kwargs}
         try:
-            model = super().load(path, env, device, custom_objects, print_system_info, force_reset, **kwargs)
+            model = super().load(path, env, device, custom_objects, print_system_info, force_reset, **kwargs)  # type: ignore[arg-type]
         except FileNotFoundError:
             raise
         except IncompatiblePolicyError as error:
@@ -357,4 +357,4 @@ class SaveLoadMixin(BaseAlgorithm):
         :return: The model
         """
         kwargs.setdefault("restore_rng_state", True)
-        return load_latest_checkpoint(cls, save_path, env, **kwargs)
+        return load_latest_checkpoint(cls, save_path, env, **kwargs)  # type: ignore[arg-type]

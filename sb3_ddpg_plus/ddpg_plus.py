@@ -20,7 +20,7 @@ from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.noise import ActionNoise
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.policies import BasePolicy
-from stable_baselines3.common.preprocessing import is_image_space
+from stable_baselines3.common.preprocessing import get_action_dim, is_image_space
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
 from stable_baselines3.common.utils import FloatSchedule, update_learning_rate
 from torch.nn import functional as F
@@ -219,7 +219,7 @@ class DDPGPlus(SaveLoadMixin, OffPolicyAlgorithm):
         spec = make_param_noise(param_noise)
         self.param_noise_exploration = None if spec is None else ParamNoiseExploration(spec)
         if getattr(self, "action_space", None) is not None:
-            self.action_noise = make_action_noise(action_noise, int(np.prod(self.action_space.shape)))
+            self.action_noise = make_action_noise(action_noise, get_action_dim(self.action_space))
         elif action_noise is not None:
             self.action_noise = action_noise  # type: ignore[assignment]
         # Our own generators (action noise, parameter noise) are seeded once, so a reloaded model continues them
@@ -458,6 +458,7 @@ class DDPGPlus(SaveLoadMixin, OffPolicyAlgorithm):
         else:
             # The actor's tanh output is already the scaled action: no predict() -> unscale -> scale round trip
             assert self._last_obs is not None, "self._last_obs was not set"
+            obs_tensor: th.Tensor | dict[str, th.Tensor]
             if isinstance(self._last_obs, np.ndarray) and self._flat_box_obs:
                 obs_tensor = th.as_tensor(self._last_obs, device=self.device)
             else:
@@ -466,11 +467,11 @@ class DDPGPlus(SaveLoadMixin, OffPolicyAlgorithm):
                 actions = self.param_noise_exploration.act(self.actor, obs_tensor, n_envs)
             elif (fast := self._fast_path(acting=True)) is not None:
                 # [speed] The same forward pass without nn.Module's call overhead (large next to small layers)
-                actions = fast.act(obs_tensor)
+                actions = fast.act(obs_tensor)  # type: ignore[arg-type]
             else:
                 with th.no_grad():
                     actions = self.actor(obs_tensor)
-            scaled_action = actions.cpu().numpy().reshape((-1, *self.action_space.shape))
+            scaled_action = actions.cpu().numpy().reshape((-1, get_action_dim(self.action_space)))
 
         if action_noise is not None:
             if isinstance(action_noise, ScheduledActionNoise):
@@ -515,7 +516,7 @@ class DDPGPlus(SaveLoadMixin, OffPolicyAlgorithm):
         if ours and new_episodes:
             # The environments restart: close stored episodes as truncated (they bootstrap; nothing is lost). SB3's
             # memory-optimised workaround (marking the last row done, GH#46) is for its own buffers only.
-            self.replay_buffer.start_new_trajectory()  # type: ignore[union-attr]
+            self.replay_buffer.start_new_trajectory()  # type: ignore[union-attr,attr-defined]
         if isinstance(self.action_noise, ScheduledActionNoise):
             # Natively vectorised: one state per environment (SB3 leaves a VectorizedActionNoise as it is)
             self.action_noise.set_n_envs(self.env.num_envs)
@@ -560,7 +561,7 @@ class DDPGPlus(SaveLoadMixin, OffPolicyAlgorithm):
     def _apply_load_kwargs(self, kwargs: dict[str, Any]) -> None:
         # Plain data accepted on load as in the constructor (rl-zoo3's resume passes its YAML's noise this way)
         if "action_noise" in kwargs:
-            self.action_noise = make_action_noise(kwargs["action_noise"], int(np.prod(self.action_space.shape)))
+            self.action_noise = make_action_noise(kwargs["action_noise"], get_action_dim(self.action_space))
             if isinstance(self.action_noise, ScheduledActionNoise) and self.seed is not None:
                 self.action_noise.seed(self.seed)
         if "param_noise" in kwargs:

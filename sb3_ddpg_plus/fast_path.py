@@ -9,6 +9,8 @@ lists (and the path, if the networks are still plain MLPs); a hook, a frozen par
 without the kernels falls back to calling the modules (autograd). Never an import error, never another computation.
 """
 
+from typing import Any
+
 import torch as th
 from stable_baselines3.common.utils import get_parameters_by_name
 
@@ -20,7 +22,7 @@ class FastPath:
     :param policy: The policy (``DDPGPlusPolicy`` or SB3's ``TD3Policy``)
     """
 
-    def __init__(self, policy: th.nn.Module) -> None:
+    def __init__(self, policy: Any) -> None:
         self.policy = policy
         self.refresh()
 

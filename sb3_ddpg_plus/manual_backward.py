@@ -21,6 +21,7 @@ import itertools
 import operator
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import torch as th
 from gymnasium import spaces
@@ -41,7 +42,7 @@ try:
     _threshold_backward = th.ops.aten.threshold_backward.default
     KERNELS_AVAILABLE = True
 except (AttributeError, RuntimeError):  # pragma: no cover - depends on the torch build
-    _tanh_backward = _threshold_backward = None
+    _tanh_backward = _threshold_backward = None  # type: ignore[assignment]
     KERNELS_AVAILABLE = False
 _ACTIVATION_BACKWARD = {
     nn.ReLU: lambda grad, out: _threshold_backward(grad, out, 0),
@@ -101,9 +102,9 @@ class PlainMLP:
         if len(kinds) > 1 or not kinds <= set(_ACTIVATION_BACKWARD):
             return None
         activation = kinds.pop() if kinds else nn.ReLU
-        return cls(linears, activation, squash)
+        return cls(linears, activation, squash)  # type: ignore[arg-type]
 
-    def parameters(self) -> list[nn.Parameter]:
+    def parameters(self) -> list[th.Tensor]:
         return [param for pair in zip(self.weights, self.biases, strict=True) for param in pair]
 
     def forward(self, inputs: th.Tensor) -> list[th.Tensor]:
@@ -160,13 +161,13 @@ class PlainMLP:
                     th.mm(grad.t(), outputs[idx], out=weight_grad)
                 th.sum(grad, 0, out=_grad_buffer(self.biases[idx]))
             if idx > 0:
-                grad = activation_backward(matmul(grad, weight), outputs[idx])
+                grad = activation_backward(matmul(grad, weight), outputs[idx])  # type: ignore[operator]
             elif input_columns is not None:
                 return matmul(grad, weight[:, input_columns])
         return None
 
 
-def _grad_buffer(param: nn.Parameter) -> th.Tensor:
+def _grad_buffer(param: th.Tensor) -> th.Tensor:
     """The parameter's ``.grad``, reused when it has the right layout (it is overwritten, as after zero_grad)."""
     grad = param.grad
     if grad is None or grad.shape != param.shape or not grad.is_contiguous():
@@ -179,7 +180,7 @@ _gradient_hooks = operator.attrgetter("_backward_hooks")
 _post_accumulate_hooks = operator.attrgetter("_post_accumulate_grad_hooks")
 
 
-def _has_gradient_hooks(params: list[nn.Parameter]) -> bool:
+def _has_gradient_hooks(params: list[th.Tensor]) -> bool:
     # Hooks on a parameter's gradient run inside autograd only: such parameters keep the autograd path
     return any(map(_gradient_hooks, params)) or any(map(_post_accumulate_hooks, params))
 
@@ -221,7 +222,7 @@ class ModuleSnapshot:
     :param roots: The networks
     """
 
-    def __init__(self, roots: Iterable[nn.Module]) -> None:
+    def __init__(self, roots: Iterable[Any]) -> None:
         _watch_registrations()
         self._stamp = _registrations[0]
         self.roots = list(roots)
@@ -302,7 +303,7 @@ class ManualBackward:
         self.snapshot = ModuleSnapshot([])
 
     @classmethod
-    def for_policy(cls, policy: nn.Module) -> "ManualBackward | None":
+    def for_policy(cls, policy: Any) -> "ManualBackward | None":
         """
         :param policy: A ``DDPGPlusPolicy`` or an upstream ``TD3Policy`` (as loaded from an SB3 DDPG/TD3 file)
         :return: The hand-written update for it, or ``None`` unless its actor and critic are plain MLPs on flat

@@ -226,7 +226,7 @@ class ScheduledActionNoise(ActionNoise):
         raise NotImplementedError
 
     def __call__(self) -> np.ndarray:
-        noise = self._sample(self.sigma).astype(self._dtype, copy=False)
+        noise: np.ndarray = self._sample(self.sigma).astype(self._dtype, copy=False)
         self.num_steps += self.n_envs
         return noise[0] if self.n_envs == 1 else noise
 
@@ -352,10 +352,7 @@ class OUActionNoise(ScheduledActionNoise):
         return self.noise_prev.copy()
 
     def __repr__(self) -> str:
-        return (
-            f"OUActionNoise(mu={self._mu}, sigma={self._sigma0}, theta={self._theta}, dt={self._dt}"
-            f"{self._schedule_repr()})"
-        )
+        return f"OUActionNoise(mu={self._mu}, sigma={self._sigma0}, theta={self._theta}, dt={self._dt}{self._schedule_repr()})"
 
 
 NOISE_TYPES = {

@@ -127,7 +127,7 @@ class LeanAdam(th.optim.Adam):
             beta1, beta2 = group["betas"]
             th._fused_adam_(
                 params,
-                grads,
+                grads,  # type: ignore[arg-type]
                 exp_avgs,
                 exp_avg_sqs,
                 [],

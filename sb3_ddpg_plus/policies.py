@@ -5,7 +5,7 @@ Layer norm follows the parameter-noise paper and SB2's ``LnMlpPolicy``: Linear -
 hidden layer, none on the output layer (built with SB3's ``create_mlp(post_linear_modules=[nn.LayerNorm])``).
 """
 
-from typing import Any
+from typing import Any, cast
 
 import torch as th
 from gymnasium import spaces
@@ -33,7 +33,7 @@ def _hidden_modules(layer_norm: bool) -> list[type[nn.Module]] | None:
     return [nn.LayerNorm] if layer_norm else None
 
 
-def mlp_forward(mlp: nn.Sequential, x: th.Tensor) -> th.Tensor:
+def mlp_forward(mlp: nn.Module, x: th.Tensor) -> th.Tensor:
     """
     Run an MLP built by ``create_mlp`` without ``nn.Module.__call__`` for its common layers: the same functions
     (``F.linear``, ``F.layer_norm``, ...) on the same parameters, minus ~3 us of call overhead per layer, which is a
@@ -47,7 +47,8 @@ def mlp_forward(mlp: nn.Sequential, x: th.Tensor) -> th.Tensor:
     """
     if has_global_hooks() or is_hooked(mlp):
         return mlp(x)
-    for layer in mlp:
+    for layer in mlp:  # type: ignore[attr-defined]
+        layer = cast(Any, layer)  # nn.Module attributes are typed as Tensor | Module
         kind = type(layer)
         if is_hooked(layer):
             x = layer(x)
@@ -453,7 +454,7 @@ class CnnPolicy(DDPGPlusPolicy):
     """
 
     def __init__(self, *args: Any, features_extractor_class: type[BaseFeaturesExtractor] = NatureCNN, **kwargs: Any):
-        super().__init__(*args, features_extractor_class=features_extractor_class, **kwargs)
+        super().__init__(*args, features_extractor_class=features_extractor_class, **kwargs)  # type: ignore[misc]
 
 
 class MultiInputPolicy(DDPGPlusPolicy):
@@ -462,4 +463,4 @@ class MultiInputPolicy(DDPGPlusPolicy):
     """
 
     def __init__(self, *args: Any, features_extractor_class: type[BaseFeaturesExtractor] = CombinedExtractor, **kwargs: Any):
-        super().__init__(*args, features_extractor_class=features_extractor_class, **kwargs)
+        super().__init__(*args, features_extractor_class=features_extractor_class, **kwargs)  # type: ignore[misc]

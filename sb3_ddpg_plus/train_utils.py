@@ -115,8 +115,8 @@ def sample_bytes(observation_space: spaces.Space, action_space: spaces.Space) ->
     :return: Bytes of one sampled transition (observation and next observation dominate)
     """
     spaces_ = observation_space.spaces.values() if isinstance(observation_space, spaces.Dict) else [observation_space]
-    obs_bytes = sum(int(np.prod(space.shape)) * 4 for space in spaces_)  # sampled as float32 at most
-    return 2 * obs_bytes + 4 * int(np.prod(action_space.shape)) + 16
+    obs_bytes = sum(int(np.prod(space.shape or ())) * 4 for space in spaces_)  # sampled as float32 at most
+    return 2 * obs_bytes + 4 * int(np.prod(action_space.shape or ())) + 16
 
 
 def slice_samples(data: Any, start: int, length: int) -> Any:
