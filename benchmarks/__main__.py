@@ -10,7 +10,7 @@ from collections.abc import Sequence
 # Subcommand -> module; each module has ``add_arguments(parser)`` and ``main(args)``. Imported lazily so that
 # ``report`` does not pay for torch and ``--help`` stays fast.
 SUBCOMMANDS = {
-    "speed": ("benchmarks.speed", "throughput of SB3 DDPG vs DDPGPlus, the PyTorch floor, buffer bytes"),
+    "speed": ("benchmarks.speed", "throughput of SB3 DDPG vs DDPGPlus (and SBX if installed), the floors, buffer bytes"),
     "run": ("benchmarks.runner", "run an env x algo x seed grid (parallel, resumable, shardable)"),
     "report": ("benchmarks.report", "tables, IQM + bootstrap CIs, learning curves, summary.csv, README.md"),
     "gif": ("benchmarks.gif", "train (or load) an agent and save a GIF of it"),

@@ -225,7 +225,9 @@ class DDPGPlus(SaveLoadMixin, OffPolicyAlgorithm):
         # Our own generators (action noise, parameter noise) are seeded once, so a reloaded model continues them
         self._generators_seeded = False
 
-        # Options that the policy builds go into policy_kwargs (so that save/load restores them)
+        # Options that the policy builds go into policy_kwargs (so that save/load restores them): a copy, never the
+        # caller's dict (which may be shared with other models, upstream ones included)
+        self.policy_kwargs = dict(self.policy_kwargs)
         n_critics = hyperparameters["n_critics"]
         if n_critics is not None:
             self.policy_kwargs["n_critics"] = n_critics

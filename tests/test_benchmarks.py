@@ -7,6 +7,7 @@ import csv
 import itertools
 import json
 import re
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +35,8 @@ def test_iqm_known_values(scores, expected):
 
 
 def test_iqm_matches_scipy_trim_mean():
-    scipy_stats = pytest.importorskip("scipy.stats")
+    from scipy import stats as scipy_stats  # the dev extra's reference: a missing scipy fails instead of skipping
+
     rng = np.random.default_rng(0)
     for n in range(1, 30):
         x = rng.normal(size=n)
@@ -329,19 +331,109 @@ def test_env_step_timer_steps_the_wrapped_env():
     assert timer.env.envs[0].__class__.__name__ == "Monitor"
 
 
-def test_speed_quick_writes_report(tmp_path):
-    pytest.importorskip("sb3_ddpg_plus")
+def test_ddpg_update_flops_match_the_floors_matrix_products():
+    from torch.utils.flop_counter import FlopCounterMode
+
+    for arch in [(16,), (64, 64), (40, 30, 20)]:
+        floor = speed.FloorDDPG(obs_dim=3, action_dim=2, arch=arch, steps=1, seed=0)
+        with FlopCounterMode(display=False) as counter:
+            floor.update()
+        # The eager floor also computes the gradient of the critic's first layer for the observation's columns (2 B obs
+        # h1), which the minimal count leaves out: the input of that layer is cat(obs, actor(obs)).
+        assert counter.get_total_flops() == speed.ddpg_update_flops(3, 2, arch) + 2 * speed.BATCH_SIZE * 3 * arch[0]
+    assert speed.gemm_probe_shape(3, 1, (400, 300)) == (256, 400, 300)
+    assert speed.gemm_probe_shape(3, 1, (16,)) == (256, 4, 16)
+
+
+def test_gemm_rates_and_parameter_count():
+    from stable_baselines3 import DDPG
+
+    rates = speed.gemm_rates(8, 16, 8, budget_s=0.001, rounds=1)
+    assert {"numpy", "torch.mm"} <= set(rates) and all(rate > 0 for rate in rates.values())
+    model = DDPG("MlpPolicy", "Pendulum-v1", policy_kwargs=dict(net_arch=[8]), device="cpu")
+    # actor 3->8->1, critic 4->8->1; targets not counted
+    assert speed.count_parameters(model) == (3 * 8 + 8 + 8 + 1) + (4 * 8 + 8 + 8 + 1)
+
+
+def test_speed_worker_reports_errors_and_pins():
+    worker = speed.start_workers(["sb3"], threads=1, core=speed.default_core())["sb3"]
+    try:
+        assert worker.info["ready"] and worker.info["torch_threads"] == 1
+        if worker.info["affinity"]:
+            assert len(worker.info["affinity"]) == 1
+        assert worker.call("gemm", shape=[8, 8, 8], budget_s=0.001, rounds=1)["gflops"]["numpy"] > 0
+        with pytest.raises(RuntimeError, match="unknown request"):
+            worker.call("nonsense")
+        assert worker.call("clear") == {}  # still serving after an error
+    finally:
+        worker.close()
+    assert worker.process.returncode == 0
+
+
+def quick_speed(tmp_path: Path, *extra: str) -> dict:
     parser = argparse.ArgumentParser()
     speed.add_arguments(parser)
-    result = speed.main(
-        parser.parse_args(["--quick", "--envs", "Pendulum-v1", "--archs", "16", "--out", str(tmp_path), "--no-buffer"])
-    )
+    argv = ["--quick", "--envs", "Pendulum-v1", "--archs", "16", "--out", str(tmp_path), "--no-buffer", *extra]
+    return speed.main(parser.parse_args(argv))
+
+
+class _Stop(Exception):
+    pass
+
+
+@pytest.mark.parametrize("no_sbx", [False, True])
+def test_speed_skips_sbx_with_one_line_when_not_installed(tmp_path, monkeypatch, capsys, no_sbx):
+    pytest.importorskip("sb3_ddpg_plus")
+    monkeypatch.setitem(sys.modules, "sbx", None)  # as if SBX were not installed: `import sbx` fails
+    assert speed.sbx_missing_reason() == "sbx is not importable"
+    started = []
+
+    def start_workers(libraries, threads, core):
+        started.append(list(libraries))
+        raise _Stop
+
+    monkeypatch.setattr(speed, "start_workers", start_workers)
+    with pytest.raises(_Stop):
+        quick_speed(tmp_path, *(["--no-sbx"] if no_sbx else []))
+    assert started == [["sb3", "ours"]]
+    lines = capsys.readouterr().out.splitlines()
+    # --no-sbx asks for no SBX: nothing to say then
+    assert lines == ([] if no_sbx else ["SBX not installed: pip install -e '.[peers]' to compare with it"])
+
+
+@pytest.mark.slow
+def test_speed_quick_writes_report_and_skips_missing_sbx(tmp_path, monkeypatch, capsys):
+    pytest.importorskip("sb3_ddpg_plus")
+    monkeypatch.setitem(sys.modules, "sbx", None)  # as if SBX were not installed: `import sbx` fails
+    result = quick_speed(tmp_path, "--no-pin")  # the workers import side by side (pinning: the worker test above)
+    assert speed.SBX_SKIP_LINE in capsys.readouterr().out.splitlines()
     case = result["cases"][0]
+    assert case["libraries"] == ["sb3", "ours"] and not result["sbx"]["measured"]
     assert case["learn_ratio_ours_sb3"] > 0 and case["train_updates_per_s"]["floor"] > 0
+    assert case["train_1step_ratio_ours_sb3"] > 0 and case["gemm_bound_updates_per_s"] > 0
     assert case["env_steps_per_s"] > case["learn_steps_per_s"]["ours"]  # a learn() step includes an env step
+    assert case["params"]["sb3"] == case["params"]["ours"] == 178
+    assert result["settings"]["pinning"] == "not pinned"
     text = (tmp_path / "speed.md").read_text()
-    assert "ratio ours/SB3" in text and "torch threads 1" in text and "DDPGPlus outside env.step" in text
+    assert "ours / SB3" in text and "torch threads 1" in text and "DDPGPlus outside env.step" in text
+    assert "ours / SBX" not in text and "SBX DDPG: not measured" in text and "GEMM bound" in text
     assert json.loads((tmp_path / "speed.json").read_text())["settings"]["repeats"] == 1
+
+
+@pytest.mark.slow
+def test_speed_quick_with_sbx(tmp_path):
+    pytest.importorskip("sb3_ddpg_plus")
+    pytest.importorskip("sbx")
+    result = quick_speed(tmp_path, "--repeats", "2", "--learn-steps", "16", "--train-steps", "4")
+    case = result["cases"][0]
+    assert case["libraries"] == ["sb3", "ours", "sbx"] and result["sbx"]["measured"]
+    assert case["params"]["sbx"] == case["params"]["sb3"]
+    assert len(case["ratios"]["learn_ours_sbx"]) == 2 and case["train_ratio_ours_sbx"] > 0
+    assert case["train_1step_updates_per_s"]["sbx"] > 0 and "JAX/XLA" in case["gemm"]["gflops"]
+    assert case["warmup_s"]["train"]["sbx"] > 0 and case["warmup_s"]["learn"]["sbx"] > 0  # JIT compilation, not timed
+    assert "xla_cpu_multi_thread_eigen=false" in result["settings"]["xla_flags"] and result["versions"]["sbx-rl"] != "-"
+    text = (tmp_path / "speed.md").read_text()
+    assert "ours / SBX" in text and "SBX DDPG" in text and "first train(K) call" in text
 
 
 def test_gif_records_and_encodes():
