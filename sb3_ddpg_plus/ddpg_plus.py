@@ -23,7 +23,6 @@ from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.preprocessing import get_action_dim, is_image_space
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
 from stable_baselines3.common.utils import FloatSchedule, update_learning_rate
-from torch.nn import functional as F
 
 from sb3_ddpg_plus.buffers import DDPGPlusReplayBuffer
 from sb3_ddpg_plus.checkpoints import SaveLoadMixin
@@ -32,7 +31,7 @@ from sb3_ddpg_plus.manual_backward import ManualBackward
 from sb3_ddpg_plus.noise import ScheduledActionNoise, current_sigma, make_action_noise
 from sb3_ddpg_plus.param_noise import AdaptiveParamNoiseSpec, ParamNoiseExploration, check_perturbable, make_param_noise
 from sb3_ddpg_plus.policies import Actor, CnnPolicy, Critic, DDPGPlusPolicy, MlpPolicy, MultiInputPolicy
-from sb3_ddpg_plus.train_utils import LossSums, ReplayBatches, frozen
+from sb3_ddpg_plus.train_utils import LossSums, ReplayBatches, critic_loss_fn, frozen
 from sb3_ddpg_plus.validation import (
     check_action_space,
     check_actor_critic_policy,
@@ -363,6 +362,11 @@ class DDPGPlus(SaveLoadMixin, OffPolicyAlgorithm):
         # [speed] Losses summed on the device and read once per call instead of one .item() per step
         losses = LossSums()
         batches = ReplayBatches(self.replay_buffer, gradient_steps, batch_size, self._vec_normalize_env)  # type: ignore[arg-type]
+        # [prioritized] PER: importance weights; LAP: Huber loss (the buffer turns TD errors into priorities)
+        prioritized = getattr(self.replay_buffer, "prioritized", None)
+        huber = prioritized == "lap"
+        if prioritized is not None:
+            self.replay_buffer.set_progress(self._current_progress_remaining)  # type: ignore[union-attr,attr-defined]
 
         for _ in range(gradient_steps):
             self._n_updates += 1
@@ -384,23 +388,37 @@ class DDPGPlus(SaveLoadMixin, OffPolicyAlgorithm):
                 next_q_values, _ = th.min(next_q_values, dim=1, keepdim=True)
                 target_q_values = replay_data.rewards + (1 - replay_data.dones) * discounts * next_q_values
 
+            weights = getattr(replay_data, "weights", None)
+            td_errors = None
             if fast is None:
                 # Get current Q-values estimates for each critic network
                 current_q_values = self.critic(replay_data.observations, replay_data.actions)
 
-                # Compute critic loss
-                critic_loss = sum(F.mse_loss(current_q, target_q_values) for current_q in current_q_values)
+                # Compute critic loss ([prioritized] weighted MSE or Huber; MSE otherwise, as TD3)
+                critic_loss = sum(critic_loss_fn(current_q, target_q_values, weights, huber) for current_q in current_q_values)
                 assert isinstance(critic_loss, th.Tensor)  # for type checker
 
                 # Optimize the critics
                 self.critic.optimizer.zero_grad()
                 critic_loss.backward()
                 current_q1 = current_q_values[0].detach()
+                if prioritized is not None:
+                    # The larger absolute TD error of the critics (as TD7)
+                    td_errors = th.stack([(q.detach() - target_q_values).abs() for q in current_q_values]).amax(dim=0)
             else:
-                critic_loss, current_q1 = fast.critic_backward(replay_data.observations, replay_data.actions, target_q_values)
+                critic_loss, current_q1, td_errors = fast.critic_backward(
+                    replay_data.observations,
+                    replay_data.actions,
+                    target_q_values,
+                    weights=weights,
+                    huber=huber,
+                    td_errors=prioritized is not None,
+                )
             self._check_finite("critic_loss", critic_loss)
             losses.add_critic(critic_loss.detach(), current_q1)
             self.critic.optimizer.step()
+            if td_errors is not None:
+                self.replay_buffer.update_priorities(replay_data.indices, td_errors)  # type: ignore[union-attr,attr-defined]
 
             # Delayed policy updates
             if self._n_updates % self.policy_delay == 0:

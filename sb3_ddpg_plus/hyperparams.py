@@ -21,7 +21,7 @@ A file may also hold several environments at its top level (``Pendulum-v1: {...}
 
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +46,9 @@ _INT = "int"
 _FLOAT = "float"
 _BOOL = "bool"
 _LR = "learning rate"
+_OPTIONAL_INT = "optional int"
+_OPTIONAL_FLOAT = "optional float"
+_OPTIONAL_STR = "optional str"
 _SCHEMA: dict[str, Any] = {
     "policy": str,
     "learning_rate": _LR,
@@ -89,7 +92,17 @@ _POLICY_KWARGS_SCHEMA: dict[str, Any] = {
     "critic_weight_decay": _FLOAT,
     "optimizer_kwargs": dict,
 }
-_REPLAY_BUFFER_KWARGS_SCHEMA: dict[str, Any] = {"handle_timeout_termination": _BOOL, "storage_device": str}
+_REPLAY_BUFFER_KWARGS_SCHEMA: dict[str, Any] = {
+    "handle_timeout_termination": _BOOL,
+    "storage_device": str,
+    # Prioritised replay (see DDPGPlusReplayBuffer; null means the default, ranges are checked by the buffer)
+    "prioritized": _OPTIONAL_STR,
+    "alpha": _OPTIONAL_FLOAT,
+    "beta": _OPTIONAL_FLOAT,
+    "beta_final": _OPTIONAL_FLOAT,
+    "beta_schedule_steps": _OPTIONAL_INT,
+    "eps": _OPTIONAL_FLOAT,
+}
 
 
 def _type_error(where: str, expected: str, value: Any) -> TypeError:
@@ -171,6 +184,16 @@ def _check_dict(where: str, value: Any) -> None:
         raise _type_error(where, "a mapping", value)
 
 
+def _optional(check: Callable[[str, Any], None]) -> Callable[[str, Any], None]:
+    """The check, with null (None) accepted too."""
+
+    def check_optional(where: str, value: Any) -> None:
+        if value is not None:
+            check(where, value)
+
+    return check_optional
+
+
 _CHECKERS = {
     _INT: _check_int,
     _FLOAT: _check_float,
@@ -182,6 +205,9 @@ _CHECKERS = {
     "activation": _check_activation,
     str: _check_str,
     dict: _check_dict,
+    _OPTIONAL_INT: _optional(_check_int),
+    _OPTIONAL_FLOAT: _optional(_check_float),
+    _OPTIONAL_STR: _optional(_check_str),
 }
 
 

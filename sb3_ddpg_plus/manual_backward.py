@@ -375,29 +375,55 @@ class ManualBackward:
 
     @th.no_grad()
     def critic_backward(
-        self, observations: th.Tensor, actions: th.Tensor, target_q_values: th.Tensor
-    ) -> tuple[th.Tensor, th.Tensor]:
+        self,
+        observations: th.Tensor,
+        actions: th.Tensor,
+        target_q_values: th.Tensor,
+        weights: th.Tensor | None = None,
+        huber: bool = False,
+        td_errors: bool = False,
+    ) -> tuple[th.Tensor, th.Tensor, th.Tensor | None]:
         """
-        Gradient of the critic loss ``sum_i mse(Q_i(s, a), y)`` into the Q-networks' ``.grad``.
+        Gradient of the critic loss ``sum_i mean(w * l(Q_i(s, a) - y))`` into the Q-networks' ``.grad``, with
+        ``l(e) = e^2`` (MSE) or the Huber loss with ``delta=1`` (LAP), ``w = 1`` unless importance weights are given
+        (PER): what :func:`~sb3_ddpg_plus.train_utils.critic_loss` computes.
 
         :param observations: Observations ``s``
         :param actions: Actions ``a`` (scaled)
         :param target_q_values: TD targets ``y``
-        :return: The critic loss and the first Q-network's values (both detached)
+        :param weights: Importance-sampling weights, shape ``(batch, 1)``, or ``None``
+        :param huber: Huber loss (``delta=1``) instead of the squared error
+        :param td_errors: Also return the largest absolute TD error over the Q-networks, per sample
+        :return: The critic loss, the first Q-network's values, and the absolute TD errors or ``None`` (detached)
         """
         qvalue_input = th.cat([self._features(observations), actions], dim=1)
-        scale = 2.0 / target_q_values.numel()  # d mse / d q = 2 (q - y) / N
+        scale = 1.0 / target_q_values.numel()
         critic_loss = None
         current_q1 = None
+        td_abs = None
         for q_net in self.q_networks:
             outputs = q_net.forward(qvalue_input)
             error = outputs[-1] - target_q_values
-            loss = error.square().mean()
+            abs_error = error.abs() if huber or td_errors else None
+            if td_errors:
+                assert abs_error is not None
+                td_abs = abs_error if td_abs is None else th.maximum(td_abs, abs_error)
+            if abs_error is not None and huber:
+                # l(e) = e^2 / 2 for |e| < 1, |e| - 1/2 beyond; l'(e) = clamp(e, -1, 1)
+                per_sample = th.where(abs_error < 1.0, 0.5 * error.square(), abs_error - 0.5)
+                grad = error.clamp(-1.0, 1.0)
+            else:
+                per_sample = error.square()
+                grad = error.mul(2.0)  # d e^2 / d q = 2 (q - y)
+            if weights is not None:
+                per_sample = per_sample * weights
+                grad = grad.mul_(weights)
+            loss = per_sample.mean()
             critic_loss = loss if critic_loss is None else critic_loss + loss
             current_q1 = outputs[-1] if current_q1 is None else current_q1
-            q_net.backward(outputs, error.mul_(scale), accumulate_parameters=True, input_columns=None)
+            q_net.backward(outputs, grad.mul_(scale), accumulate_parameters=True, input_columns=None)
         assert critic_loss is not None and current_q1 is not None
-        return critic_loss, current_q1
+        return critic_loss, current_q1, td_abs
 
     @th.no_grad()
     def actor_backward(self, observations: th.Tensor) -> th.Tensor:

@@ -10,9 +10,29 @@ import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.vec_env import VecNormalize
+from torch.nn import functional as F
 
 # Largest replay sample drawn at once in train() (several gradient steps share one sample up to this size)
 SAMPLE_CHUNK_BYTES = 32 * 1024 * 1024
+
+
+def critic_loss_fn(current_q: th.Tensor, target_q: th.Tensor, weights: th.Tensor | None, huber: bool) -> th.Tensor:
+    """
+    One critic's loss: ``F.mse_loss`` (DDPG/TD3), weighted by importance weights (PER), or the Huber loss with
+    ``delta=1`` (LAP: with priorities ``max(|delta|^alpha, 1)`` it makes prioritised sampling unbiased for the MSE).
+
+    :param current_q: The critic's Q-values, ``(batch, 1)``
+    :param target_q: The TD targets, ``(batch, 1)``
+    :param weights: Importance-sampling weights ``(batch, 1)``, or ``None``
+    :param huber: Huber loss instead of the squared error
+    :return: The loss
+    """
+    if weights is None and not huber:
+        return F.mse_loss(current_q, target_q)
+    per_sample = F.huber_loss(current_q, target_q, reduction="none", delta=1.0) if huber else (current_q - target_q).square()
+    if weights is not None:
+        per_sample = per_sample * weights
+    return per_sample.mean()
 
 
 class frozen:
@@ -91,6 +111,9 @@ class ReplayBatches:
         self.remaining = gradient_steps
         per_sample = batch_size * sample_bytes(replay_buffer.observation_space, replay_buffer.action_space)
         self.steps_per_sample = max(1, min(gradient_steps, SAMPLE_CHUNK_BYTES // max(1, per_sample)))
+        if getattr(replay_buffer, "prioritized", None) is not None:
+            # Each step samples from the priorities its predecessors wrote (exact prioritised replay)
+            self.steps_per_sample = 1
         self.chunk: Any = None
         self.offset = 0
 

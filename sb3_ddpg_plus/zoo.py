@@ -113,7 +113,7 @@ def register() -> None:
 
     rl_zoo3.ALGOS[ALGO_NAME] = DDPGPlus
     hyperparams_opt.HYPERPARAMS_SAMPLER[ALGO_NAME] = sample_ddpg_plus_params
-    hyperparams_opt.HYPERPARAMS_CONVERTER[ALGO_NAME] = convert_ddpg_plus_params
+    hyperparams_opt.HYPERPARAMS_CONVERTER[ALGO_NAME] = convert_ddpg_plus_params  # type: ignore[assignment]
 
 
 # command -> (the zoo module that runs it, its function or None for a ``__main__`` script, the modules it needs).

@@ -71,7 +71,7 @@ def test_gradients_equal_autograd(obs_shape, action_dim, policy_kwargs):
         policy, observations, actions, target
     )
     policy.zero_grad(set_to_none=True)
-    critic_loss, current_q1 = manual.critic_backward(observations, actions, target)
+    critic_loss, current_q1, _ = manual.critic_backward(observations, actions, target)
     actor_loss = manual.actor_backward(observations)
 
     with th.no_grad():

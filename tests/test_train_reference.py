@@ -17,7 +17,9 @@ from sb3_ddpg_plus import DDPGPlus
 TOL = 1e-6
 
 
-def reference_update(actor, critic, actor_target, critic_target, data, gamma, tau, lr_actor, lr_critic, update_actor):
+def reference_update(
+    actor, critic, actor_target, critic_target, data, gamma, tau, lr_actor, lr_critic, update_actor, huber=False
+):
     actor_opt = th.optim.Adam(actor.parameters(), lr=lr_actor, foreach=False)
     critic_opt = th.optim.Adam(critic.parameters(), lr=lr_critic, foreach=False)
     with th.no_grad():
@@ -25,7 +27,13 @@ def reference_update(actor, critic, actor_target, critic_target, data, gamma, ta
         next_q = next_q.min(dim=1, keepdim=True).values
         discounts = data.discounts if data.discounts is not None else gamma
         target = data.rewards + (1 - data.dones) * discounts * next_q
-    critic_loss = sum(F.mse_loss(q, target) for q in critic(data.observations, data.actions))
+    weights = getattr(data, "weights", None)
+    if huber:  # LAP: Huber loss with delta 1, no weights
+        critic_loss = sum(F.smooth_l1_loss(q, target, beta=1.0) for q in critic(data.observations, data.actions))
+    elif weights is not None:  # PER: importance-weighted squared errors
+        critic_loss = sum((weights * (q - target) ** 2).mean() for q in critic(data.observations, data.actions))
+    else:
+        critic_loss = sum(F.mse_loss(q, target) for q in critic(data.observations, data.actions))
     critic_opt.zero_grad()
     critic_loss.backward()
     critic_opt.step()
@@ -53,6 +61,9 @@ def reference_update(actor, critic, actor_target, critic_target, data, gamma, ta
         # Upstream's policy class (as in a file saved by SB3's DDPG or TD3), with one and two critics
         dict(policy=TD3Policy, n_critics=1),
         dict(policy=TD3Policy, n_critics=2),
+        # Prioritised replay: importance weights (PER), Huber loss (LAP), with one and two critics
+        dict(replay_buffer_kwargs=dict(prioritized="per")),
+        dict(replay_buffer_kwargs=dict(prioritized="lap"), n_critics=2),
     ],
 )
 @pytest.mark.parametrize("manual_backward", [True, False])
@@ -75,7 +86,13 @@ def test_one_train_step_matches_reference(options, manual_backward):
     assert (model._fast_path() is not None) == (manual_backward and plain)
     # A fixed batch, served to train()
     np.random.seed(0)
+    if getattr(model.replay_buffer, "prioritized", None):
+        # Unequal priorities, so that PER's importance weights differ from 1 (all new transitions share the max)
+        first = model.replay_buffer.sample(64)
+        model.replay_buffer.update_priorities(first.indices, th.linspace(0.01, 5.0, 64))
     batch = model.replay_buffer.sample(64)
+    if getattr(batch, "weights", None) is not None:
+        assert batch.weights.std() > 0
     model.replay_buffer.sample = lambda batch_size, env=None: batch  # type: ignore[method-assign]
 
     actor, critic = copy.deepcopy(model.actor), copy.deepcopy(model.critic)
@@ -84,8 +101,9 @@ def test_one_train_step_matches_reference(options, manual_backward):
         net.set_training_mode(True)
     lr_actor = model.actor_lr_schedule(1.0)
     lr_critic = model.critic_lr_schedule(1.0)
+    huber = options.get("replay_buffer_kwargs", {}).get("prioritized") == "lap"
     ref_critic_loss, ref_actor_loss = reference_update(
-        actor, critic, actor_target, critic_target, batch, model.gamma, model.tau, lr_actor, lr_critic, update_actor=True
+        actor, critic, actor_target, critic_target, batch, model.gamma, model.tau, lr_actor, lr_critic, True, huber
     )
 
     model._current_progress_remaining = 1.0

@@ -1,0 +1,344 @@
+"""
+Prioritised replay: the priority structure and the priority rules of PER and LAP.
+
+- **PER** (Schaul et al. 2016, "Prioritized Experience Replay", arXiv 1511.05952, proportional variant): a transition
+  is sampled with probability ``P(i) = p_i^alpha / sum_j p_j^alpha``, ``p_i = |delta_i| + eps``, and its update is
+  weighted by ``w_i = (N P(i))^-beta / max_j w_j``, the maximum taken over every transition in the buffer as in the
+  paper (not over the batch), which makes ``w_i = (p_i^alpha / min_j p_j^alpha)^-beta``.
+- **LAP** (Fujimoto, Meger, Precup 2020, "An Equivalence between Loss Functions and Non-Uniform Sampling in Experience
+  Replay", arXiv 2007.06049; used by TD7): ``P(i) = max(|delta_i|^alpha, 1) / sum_j max(|delta_j|^alpha, 1)``, no
+  importance weights; the critic loss becomes the Huber loss with ``kappa = 1`` (the algorithm's part).
+
+In both, a new transition gets the running maximum of the priorities set so far (1 before any), so that it is
+replayed at least once soon.
+
+:class:`PriorityTree` holds the sampling priorities (``p^alpha``, 0 for slots that cannot be sampled) of every slot of
+the replay buffer in one sum-tree with 16 children per node. A batch is sampled and updated level by level with numpy,
+never with a Python loop per element: a batch of 256 costs a few dozen numpy calls whatever the buffer's size.
+"""
+
+import math
+from typing import Any
+
+import numpy as np
+import torch as th
+
+PRIORITIZED_KINDS = ("per", "lap")
+PRIORITIZED_DEFAULTS: dict[str, dict[str, Any]] = {
+    # Schaul et al. 2016's choice for the proportional variant; eps as in OpenAI Baselines
+    "per": {"alpha": 0.6, "beta": 0.4, "beta_final": 1.0, "beta_schedule_steps": None, "eps": 1e-6},
+    # Fujimoto et al. 2020 (LAP) and TD7 (Fujimoto et al. 2023)
+    "lap": {"alpha": 0.4},
+}
+
+
+class PriorityTree:
+    """
+    Sum-tree over ``capacity`` non-negative priorities: ``branching`` children per node, one float64 array per level
+    (the leaves first), up to a top level of at most ``top_size`` nodes, whose cumulative sum is taken once per
+    sample after a change (one ``np.searchsorted`` replaces the upper levels). With ``track_min``, a min-tree over
+    the positive priorities (from the first level up: a leaf group's minimum is read from the leaves) gives the
+    smallest positive priority, which PER's importance weights need.
+
+    A batch is sampled and updated with a dozen numpy calls per level, all samples together, never with a Python
+    loop per element; with the defaults, a million leaves are grouped into 62,500 nodes, under a top of 3,907.
+
+    Precision: the leaves hold the priorities exactly (float64), and every inner node is **recomputed** as the sum of
+    its children whenever one of them changes, never incremented by a difference. So no rounding error accumulates,
+    whatever the number of updates: the error of a cumulative sum is that of one float64 summation of the leaves
+    (at most about ``(depth * branching + top_size) * 2**-53`` of the total, under 1e-12 with the defaults, where
+    float32 would give 1e-4), and the same leaves always give the same tree, bit for bit (which is how it is pickled:
+    the leaves only). Sampling compares the draw with sequential cumulative sums, which never decrease, so the child
+    chosen always has positive mass; where rounding (a few ulps) puts a draw at or past the end of a node's children,
+    it takes the last child with positive mass. So a leaf of priority 0 is never drawn.
+
+    :param capacity: Number of leaves
+    :param branching: Children per node below the top level, a power of 2: larger means fewer levels (fewer numpy
+        calls) but more work per level
+    :param top_size: Largest number of nodes of the top level
+    :param track_min: Keep a min-tree too (for PER's importance weights)
+    """
+
+    def __init__(self, capacity: int, branching: int = 16, top_size: int = 4096, track_min: bool = False):
+        for name, value, low in (("capacity", capacity, 1), ("branching", branching, 2), ("top_size", top_size, 1)):
+            if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
+                raise ValueError(f"`{name}` must be an integer >= {low}, got {value!r}")
+        if branching & (branching - 1):
+            raise ValueError(f"`branching` must be a power of 2, got {branching!r}")
+        self.capacity = int(capacity)
+        self.branching = int(branching)
+        self.top_size = int(top_size)
+        self.track_min = bool(track_min)
+        # Running maximum of the priorities ever set (not lowered when that transition's priority drops), as in
+        # Schaul et al.'s Algorithm 1, OpenAI Baselines and the LAP authors' code: new transitions get it
+        self.max_priority = 1.0
+        self._allocate()
+
+    def _allocate(self) -> None:
+        self._shift = self.branching.bit_length() - 1  # (node >> shift is its parent: cheaper than a division)
+        # Number of nodes per level, the leaves first, until the top level
+        counts = [self.capacity]
+        while counts[-1] > self.top_size:
+            counts.append(math.ceil(counts[-1] / self.branching))
+        self.depth = len(counts) - 1  # levels walked down below the top level
+        # Every level but the top is padded to whole groups of `branching` children (padding leaves stay 0)
+        sizes = [counts[level + 1] * self.branching for level in range(self.depth)] + [counts[-1]]
+        self._sums = [np.zeros(size, dtype=np.float64) for size in sizes]
+        # The same arrays, one row per group of children (views)
+        self._groups = [level.reshape(-1, self.branching) for level in self._sums[:-1]]
+        # The min-tree has no leaf level (it would repeat the leaves, with 0 read as +inf); its padding stays +inf
+        self._mins: list[np.ndarray] | None = None
+        if self.track_min:
+            self._mins = [np.full(size, np.inf) for size in sizes[1:]]
+        # Cumulative sums of the top level after a leading 0 (cumulative[i] is the mass before node i)
+        self._cumulative = np.zeros(counts[-1] + 1)
+        self._last_positive = 0
+        self._top_stale = True
+
+    @property
+    def leaves(self) -> np.ndarray:
+        """The priorities (a read-only view), ``capacity`` entries."""
+        view = self._sums[0][: self.capacity]
+        view.flags.writeable = False
+        return view
+
+    def _refresh_top(self) -> None:
+        """Recompute the cumulative sums of the top level (once after each change)."""
+        # (torch's float64 cumsum: the same sequential sums as numpy's, several times faster)
+        th.cumsum(th.from_numpy(self._sums[-1]), 0, out=th.from_numpy(self._cumulative[1:]))
+        # The last top node of positive mass: the first one whose cumulative sum is the total
+        self._last_positive = max(int(np.searchsorted(self._cumulative, self._cumulative[-1], side="left")) - 1, 0)
+        self._top_stale = False
+
+    @property
+    def total(self) -> float:
+        """Sum of all priorities (the total that ``find`` divides)."""
+        if self._top_stale:
+            self._refresh_top()
+        return float(self._cumulative[-1])
+
+    @property
+    def min_positive(self) -> float:
+        """Smallest positive priority (``inf`` when there is none); needs ``track_min``."""
+        if self._mins is None:
+            raise RuntimeError("This PriorityTree does not track its minimum (track_min=False)")
+        if self.depth == 0:  # (no level above the leaves)
+            leaves = self._sums[0]
+            return float(leaves[leaves > 0].min(initial=np.inf))
+        return float(self._mins[-1].min())
+
+    def nbytes(self) -> int:
+        """:return: Bytes used by the tree(s)."""
+        return sum(level.nbytes for level in self._sums + (self._mins or []))
+
+    def clear(self) -> None:
+        """Set every priority to 0 and the running maximum back to 1."""
+        for level in self._sums:
+            level[:] = 0.0
+        for min_level in self._mins or []:
+            min_level[:] = np.inf
+        self.max_priority = 1.0
+        self._top_stale = True
+
+    def update(self, indices: np.ndarray, priorities: np.ndarray) -> None:
+        """
+        Set the priorities of the given leaves and recompute their ancestors, level by level. The running maximum
+        is not changed here (the caller decides which priorities count towards it).
+
+        :param indices: Leaf indices (int); an index given more than once keeps its last priority, as a loop would
+        :param priorities: Their new priorities (finite, >= 0; 0 means "never sample")
+        """
+        indices = np.asarray(indices, dtype=np.int64)
+        if len(indices) == 0:
+            return
+        self._top_stale = True
+        self._sums[0][indices] = priorities
+        nodes = indices
+        for level in range(self.depth):
+            nodes = nodes >> self._shift
+            if len(nodes) * 2 >= len(self._groups[level]):
+                # Many changes (many transitions added between two samples): recompute the rest of the tree, cheaper
+                # than gathering rows many times. The same per-row reductions, so the same bits.
+                for upper in range(level, self.depth):
+                    self._recompute_level(upper)
+                return
+            self._update_parents(level, nodes)
+
+    def _update_parents(self, level: int, parents: np.ndarray) -> None:
+        """Recompute the given nodes of level ``level + 1`` (duplicates compute and write the same value)."""
+        # (torch reduces the rows of a [256, 16] array several times faster than numpy, notably for the minimum;
+        # the same row reductions as _recompute_level's)
+        children = np.take(self._groups[level], parents, axis=0)
+        self._sums[level + 1][parents] = th.from_numpy(children).sum(1).numpy()
+        if self._mins is not None:
+            if level == 0:
+                # A leaf group's minimum positive priority, from the leaves (0: not sampleable, read as +inf)
+                children = np.where(children > 0, children, math.inf)
+            else:
+                children = np.take(self._mins[level - 1].reshape(-1, self.branching), parents, axis=0)
+            self._mins[level][parents] = th.from_numpy(children).amin(1).numpy()
+
+    def rebuild(self) -> None:
+        """Recompute every inner node from the leaves."""
+        for level in range(self.depth):
+            self._recompute_level(level)
+        self._top_stale = True
+
+    def _recompute_level(self, level: int) -> None:
+        """Recompute every node of level ``level + 1`` from its children."""
+        self._top_stale = True
+        children = self._groups[level]
+        n_parents = len(children)
+        self._sums[level + 1][:n_parents] = th.from_numpy(children).sum(1).numpy()
+        if self._mins is not None:
+            if level == 0:
+                children = np.where(children > 0, children, math.inf)
+            else:
+                children = self._mins[level - 1].reshape(-1, self.branching)
+            self._mins[level][:n_parents] = th.from_numpy(children).amin(1).numpy()
+
+    def find(self, mass: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """
+        Inverse of the cumulative sum: for each ``mass`` in ``[0, total)``, the leaf ``i`` with
+        ``sum(leaves[:i]) <= mass < sum(leaves[:i + 1])``, found by walking down with all masses together, one level
+        at a time. A uniform ``mass`` draws leaf ``i`` with probability ``leaves[i] / total``.
+
+        :param mass: Positions in ``[0, total)``, float64, one dimension
+        :return: Leaf indices (int64) and their priorities (float64, a copy), never a leaf of priority 0 while
+            ``total > 0``
+        """
+        if self._top_stale:
+            self._refresh_top()
+        remaining = np.array(mass, dtype=np.float64)
+        # The top node whose range holds the mass, or the last one with positive mass (for a mass at the total)
+        nodes = np.searchsorted(self._cumulative, remaining, side="right")
+        nodes -= 1
+        np.minimum(nodes, self._last_positive, out=nodes)
+        # (>= 0: the mass before the chosen node is <= the mass)
+        remaining -= np.take(self._cumulative, nodes)
+        if self.depth == 0:
+            return nodes, np.take(self._sums[0], nodes)
+        k = self.branching
+        # Flat index in a [batch, k] array of the element before each row's first one
+        before_row = np.arange(-1, k * len(nodes) - 1, k)
+        for level in range(self.depth - 1, -1, -1):
+            children = np.take(self._groups[level], nodes, axis=0)
+            # Sequential float64 sums (torch's cumsum along rows is several times faster than numpy's): they never
+            # decrease along a row, so the first one past the mass is that of a child with positive mass
+            within = th.cumsum(th.from_numpy(children), 1).numpy()
+            # Where rounding puts the mass at or past the children's total, take the largest float below it: the
+            # first child whose cumulative sum exceeds the mass then exists, and is the last with positive mass
+            np.minimum(remaining, np.nextafter(within[:, -1], 0.0), out=remaining)
+            chosen = (within > remaining[:, None]).argmax(axis=1)
+            # The mass left inside the chosen child: minus the cumulative sum before it (<= the mass, so >= 0)
+            flat = before_row + chosen
+            previous = np.take(within, flat)
+            previous[chosen == 0] = 0.0
+            remaining -= previous
+            nodes <<= self._shift
+            nodes += chosen
+        return nodes, np.take(children, flat + 1)
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Only the leaves are saved: the inner nodes are rebuilt on load, bit for bit the same (see the class docstring)
+        state = {name: value for name, value in self.__dict__.items() if not name.startswith("_")}
+        state["leaves"] = self._sums[0][: self.capacity].copy()
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state = dict(state)
+        leaves = state.pop("leaves")
+        self.__dict__.update(state)
+        self._allocate()
+        self._sums[0][: self.capacity] = leaves
+        self.rebuild()
+
+
+def priorities_from_td_errors(td_errors: np.ndarray, kind: str, alpha: float, eps: float | None = None) -> np.ndarray:
+    """
+    The sampling priority (the quantity sampling is proportional to) of transitions with the given TD errors.
+
+    :param td_errors: TD errors (their absolute value is used), float64
+    :param kind: ``"per"``: ``(|delta| + eps) ** alpha``; ``"lap"``: ``max(|delta|, 1) ** alpha``, which is
+        ``max(|delta| ** alpha, 1)``
+    :param alpha: Prioritisation exponent
+    :param eps: PER's offset, so that no transition gets priority 0
+    :return: Priorities, float64
+    """
+    magnitude = np.abs(td_errors)
+    if kind == "per":
+        assert eps is not None
+        return np.power(magnitude + eps, alpha)
+    return np.power(np.maximum(magnitude, 1.0), alpha)
+
+
+def _check_fraction(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
+        raise TypeError(f"`{name}` must be a number, got {value!r} ({type(value).__name__})")
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"`{name}` must be in [0, 1], got {value!r}")
+    return float(value)
+
+
+def _check_steps(steps: Any) -> int | None:
+    """``beta_schedule_steps``: None or a count (an integral float such as YAML's ``1.0e5`` is accepted)."""
+    if steps is None:
+        return None
+    integral_float = isinstance(steps, float | np.floating) and float(steps).is_integer()
+    if isinstance(steps, bool) or not (isinstance(steps, int | np.integer) or integral_float):
+        raise TypeError(f"`beta_schedule_steps` must be None or an integer, got {steps!r} ({type(steps).__name__})")
+    if steps < 0:
+        raise ValueError(f"`beta_schedule_steps` must be >= 0, got {steps!r}")
+    return int(steps)
+
+
+def check_prioritized_kwargs(
+    prioritized: Any,
+    alpha: Any = None,
+    beta: Any = None,
+    beta_final: Any = None,
+    beta_schedule_steps: Any = None,
+    eps: Any = None,
+) -> dict[str, Any]:
+    """
+    Validate the replay buffer's prioritisation arguments (plain data, as written in YAML) and fill in the defaults.
+
+    :return: ``prioritized`` (None, ``"per"`` or ``"lap"``) and, for PER and LAP, the resolved parameters
+    :raises TypeError: For values of the wrong type
+    :raises ValueError: For values out of range, or given where they are not used
+    """
+    given = {
+        name: value
+        for name, value in dict(
+            alpha=alpha, beta=beta, beta_final=beta_final, beta_schedule_steps=beta_schedule_steps, eps=eps
+        ).items()
+        if value is not None
+    }
+    if prioritized is not None and not isinstance(prioritized, str):
+        raise TypeError(f"`prioritized` must be None, 'per' or 'lap', got {prioritized!r} ({type(prioritized).__name__})")
+    kind = None if prioritized is None or prioritized.lower() == "uniform" else prioritized.lower()
+    if kind is not None and kind not in PRIORITIZED_KINDS:
+        raise ValueError(f"`prioritized` must be None, 'per' or 'lap', got {prioritized!r}")
+    if kind is None:
+        if given:
+            raise ValueError(f"{sorted(given)} only apply with prioritized='per' or 'lap' (prioritized is {prioritized!r})")
+        return {"prioritized": None}
+    unused = sorted(set(given) - set(PRIORITIZED_DEFAULTS[kind]))
+    if unused:
+        raise ValueError(
+            f"{unused} are not used with prioritized='lap' (LAP has no importance weights, and its priorities are "
+            "max(|delta|^alpha, 1), without eps)"
+        )
+    resolved = {**PRIORITIZED_DEFAULTS[kind], **given}
+    resolved["alpha"] = _check_fraction("alpha", resolved["alpha"])
+    if kind == "per":
+        resolved["beta"] = _check_fraction("beta", resolved["beta"])
+        resolved["beta_final"] = _check_fraction("beta_final", resolved["beta_final"])
+        eps = resolved["eps"]
+        if isinstance(eps, bool) or not isinstance(eps, int | float | np.integer | np.floating):
+            raise TypeError(f"`eps` must be a number, got {eps!r} ({type(eps).__name__})")
+        if not (math.isfinite(eps) and eps > 0):
+            raise ValueError(f"`eps` must be a finite number > 0, got {eps!r}")
+        resolved["eps"] = float(eps)
+        resolved["beta_schedule_steps"] = _check_steps(resolved["beta_schedule_steps"])
+    return {"prioritized": kind, **resolved}

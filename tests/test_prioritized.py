@@ -1,0 +1,613 @@
+"""
+Prioritised replay (PER and LAP) against a brute-force reference.
+
+The reference keeps every slot's priority in a plain dict, applying the papers' rules directly: sampling frequencies
+are checked with a fixed-seed chi-square test, importance weights against the formula over the whole buffer, and
+priority updates, new transitions and spent slots slot by slot, across environments, n-step returns, memory modes,
+time-limit truncations and the ring's wrap-around. The uniform path is checked bit for bit against digests recorded
+before prioritisation existed.
+"""
+
+import hashlib
+import pickle
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch as th
+from gymnasium import spaces
+from stable_baselines3.common.type_aliases import DictReplayBufferSamples, ReplayBufferSamples
+from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
+
+import sb3_ddpg_plus.buffers as buffers_module
+from sb3_ddpg_plus import DDPGPlus, DDPGPlusReplayBuffer
+from sb3_ddpg_plus.buffers import VALID, PrioritizedDictReplayBufferSamples, PrioritizedReplayBufferSamples
+from sb3_ddpg_plus.hyperparams import load_hyperparams, make_model
+from sb3_ddpg_plus.priorities import PriorityTree
+from tests.test_buffers import ACT_SPACE, GAMMA, OBS_SPACE, fill
+
+scipy_stats = pytest.importorskip("scipy.stats")
+
+DICT_SPACE = spaces.Dict(
+    {
+        "a": spaces.Box(-np.inf, np.inf, shape=(3,), dtype=np.float32),
+        "b": spaces.Box(0, 255, shape=(2,), dtype=np.uint8),
+    }
+)
+
+
+def rule(kind, td_errors, alpha, eps=1e-6):
+    """The papers' priorities, written out: PER (|delta| + eps)^alpha, LAP max(|delta|^alpha, 1)."""
+    td_errors = np.abs(np.asarray(td_errors, dtype=np.float64))
+    if kind == "per":
+        return (td_errors + eps) ** alpha
+    return np.maximum(td_errors**alpha, 1.0)
+
+
+def make(kind, n_envs=1, optimize_memory_usage=False, n_steps=1, size_per_env=40, **kwargs):
+    return DDPGPlusReplayBuffer(
+        size_per_env * n_envs,
+        OBS_SPACE,
+        ACT_SPACE,
+        device="cpu",
+        n_envs=n_envs,
+        optimize_memory_usage=optimize_memory_usage,
+        n_steps=n_steps,
+        gamma=GAMMA,
+        prioritized=kind,
+        **kwargs,
+    )
+
+
+def valid_flat(buffer):
+    return np.flatnonzero((buffer._flags & VALID).reshape(-1))
+
+
+def slot_of(buffer, observation):
+    """(env, slot) holding this observation as a transition's first observation (observations are unique)."""
+    env = int(observation[0])
+    for slot in np.flatnonzero(buffer._flags[env] & VALID):
+        if np.array_equal(buffer._obs[""][env, slot], observation):
+            return env, int(slot)
+    raise AssertionError(f"{observation} is not a transition in the buffer")
+
+
+# ---------------------------------------------------------------------------------------------- the uniform path
+
+
+def uniform_digest(n_envs, optimize_memory_usage, n_steps, dict_obs, normalize):
+    """Digest of three seeded samples (every field, every bit) and of the global generator's next draw."""
+    rng = np.random.default_rng(n_envs * 100 + n_steps * 10 + optimize_memory_usage + 2 * dict_obs + 4 * normalize)
+    space = DICT_SPACE if dict_obs else OBS_SPACE
+    buffer = DDPGPlusReplayBuffer(
+        30 * n_envs,
+        space,
+        ACT_SPACE,
+        device="cpu",
+        n_envs=n_envs,
+        optimize_memory_usage=optimize_memory_usage,
+        n_steps=n_steps,
+        gamma=0.9,
+    )
+
+    def observation():
+        if dict_obs:
+            return {
+                "a": rng.normal(size=(n_envs, 3)).astype(np.float32),
+                "b": rng.integers(0, 255, size=(n_envs, 2)).astype(np.uint8),
+            }
+        return rng.normal(size=(n_envs, 3)).astype(np.float32)
+
+    obs = observation()
+    for step in range(75):  # wraps around
+        next_obs = observation()
+        done = rng.random(n_envs) < 0.15
+        infos = [{"TimeLimit.truncated": bool(rng.random() < 0.5)} if d else {} for d in done]
+        buffer.add(obs, next_obs, rng.uniform(-1, 1, (n_envs, 2)), rng.normal(size=n_envs), done, infos)
+        obs = observation() if done.any() else next_obs
+        if step == 40:
+            buffer.start_new_trajectory()
+    env = None
+    if normalize:
+        env = VecNormalize(DummyVecEnv([lambda: gym.make("Pendulum-v1")]), norm_obs=not dict_obs, norm_reward=True)
+        if not dict_obs:
+            env.obs_rms.mean[:] = 0.3
+            env.obs_rms.var[:] = 2.0
+        env.ret_rms.var = 5.0
+    np.random.seed(7)
+    digest = hashlib.sha256()
+    for _ in range(3):
+        for value in buffer.sample(16, env=env):
+            for tensor in (value.values() if isinstance(value, dict) else [value]) if value is not None else []:
+                digest.update(tensor.numpy().tobytes())
+    digest.update(np.random.randint(1 << 30, size=1).tobytes())  # the same draws from the global generator
+    return digest.hexdigest()[:16]
+
+
+# Recorded with the buffer as it was before prioritised replay was added
+@pytest.mark.parametrize(
+    "config, expected",
+    [
+        ((1, False, 1, False, False), "9f904e19f60a619a"),
+        ((1, True, 3, False, False), "9875e836d975519d"),
+        ((2, False, 3, False, False), "86e5d8adfea0ce4b"),
+        ((3, True, 1, False, False), "8674ce7d88757619"),
+        ((2, True, 3, True, False), "fee88b40a915f876"),
+        ((1, False, 3, False, True), "77c8dcaf7956d43b"),
+        ((2, True, 1, True, True), "ab02ee85135561a4"),
+    ],
+)
+def test_uniform_path_unchanged_bit_for_bit(config, expected):
+    assert uniform_digest(*config) == expected
+
+
+def test_uniform_buffer_returns_sb3_samples():
+    buffer = make(None)
+    fill(buffer, 1, 10, seed=0)
+    sample = buffer.sample(4)
+    assert type(sample) is ReplayBufferSamples
+    assert buffer.prioritized is None and buffer._priorities is None
+    for call in (lambda: buffer.update_priorities(np.zeros(1, dtype=np.int64), np.ones(1)), buffer.priorities):
+        with pytest.raises(ValueError, match="prioritised buffer"):
+            call()
+
+
+# ------------------------------------------------------------------------------------------------- the samples
+
+
+@pytest.mark.parametrize("kind", ["per", "lap"])
+def test_samples_extend_sb3_samples(kind):
+    buffer = make(kind, n_steps=3)
+    fill(buffer, 1, 30, seed=1)
+    sample = buffer.sample(8)
+    assert isinstance(sample, ReplayBufferSamples) and isinstance(sample, PrioritizedReplayBufferSamples)
+    assert sample._fields[:6] == ReplayBufferSamples._fields
+    assert sample.indices.dtype == th.int64 and sample.indices.shape == (8,)
+    if kind == "per":
+        assert sample.weights.dtype == th.float32 and sample.weights.shape == (8, 1)
+    else:
+        assert sample.weights is None  # LAP: the loss is not weighted
+    # Field-by-field slicing and rebuilding (as train() does for chunks), _replace, pickling, the first six fields
+    rebuilt = type(sample)(*[None if value is None else value[2:5] for value in sample])
+    assert th.equal(rebuilt.indices, sample.indices[2:5])
+    assert sample._replace(weights=None).weights is None
+    assert th.equal(pickle.loads(pickle.dumps(sample)).indices, sample.indices)
+    observations, _, _, _, _, discounts = sample[:6]
+    assert observations is sample.observations and discounts is sample.discounts
+
+
+def test_samples_carry_the_transitions_at_their_indices():
+    buffer = make("per", n_envs=3, optimize_memory_usage=True, n_steps=3)
+    fill(buffer, 3, 95, seed=2)  # wrapped around
+    sample = buffer.sample(64)
+    envs, slots = np.divmod(sample.indices.numpy(), buffer.buffer_size)
+    reference = buffer.samples_at(envs, slots)
+    for field in ("observations", "actions", "next_observations", "dones", "rewards", "discounts"):
+        assert th.equal(getattr(sample, field), getattr(reference, field)), field
+    for i, observation in enumerate(sample.observations.numpy()):
+        assert slot_of(buffer, observation) == (envs[i], slots[i])
+
+
+def test_dict_observations_and_vecnormalize():
+    venv = VecNormalize(DummyVecEnv([lambda: gym.make("Pendulum-v1")]), norm_obs=False, norm_reward=True)
+    venv.ret_rms.var = 4.0
+    buffer = DDPGPlusReplayBuffer(20, DICT_SPACE, ACT_SPACE, device="cpu", n_envs=2, prioritized="per", n_steps=2)
+    rng = np.random.default_rng(0)
+    for step in range(25):
+        obs = {"a": np.full((2, 3), step, dtype=np.float32), "b": np.full((2, 2), step, dtype=np.uint8)}
+        buffer.add(obs, obs, rng.uniform(-1, 1, (2, 2)), np.full(2, 2.0), np.array([step % 7 == 6] * 2), [{}, {}])
+    sample = buffer.sample(16, env=venv)
+    assert isinstance(sample, DictReplayBufferSamples) and isinstance(sample, PrioritizedDictReplayBufferSamples)
+    envs, slots = np.divmod(sample.indices.numpy(), buffer.buffer_size)
+    np.testing.assert_array_equal(sample.observations["a"][:, 0].numpy(), buffer._obs["a"][envs, slots, 0])
+    raw = buffer.samples_at(envs, slots)
+    np.testing.assert_allclose(sample.rewards.numpy(), venv.normalize_reward(raw.rewards.numpy()), rtol=1e-6)
+
+
+@pytest.mark.parametrize("optimize_memory_usage", [False, True])
+def test_torch_storage_path(monkeypatch, optimize_memory_usage):
+    """The code path used for GPU storage (torch tensors), exercised on the CPU."""
+    monkeypatch.setattr(DDPGPlusReplayBuffer, "_on_cpu", property(lambda self: False))
+    buffer = make("lap", n_envs=2, optimize_memory_usage=optimize_memory_usage, n_steps=3, size_per_env=15)
+    fill(buffer, 2, 40, seed=3)
+    assert isinstance(buffer._obs[""], th.Tensor)
+    sample = buffer.sample(32)
+    for i, observation in enumerate(sample.observations.numpy()):
+        env, slot = int(observation[0]), None
+        candidates = np.flatnonzero(buffer._flags[env] & VALID)
+        slot = next(s for s in candidates if np.array_equal(buffer._obs[""][env, s].numpy(), observation))
+        assert sample.indices[i].item() == env * buffer.buffer_size + slot
+
+
+# ---------------------------------------------------------------------------------- priorities and their updates
+
+
+@pytest.mark.parametrize("kind", ["per", "lap"])
+@pytest.mark.parametrize("n_envs, optimize_memory_usage, n_steps", [(1, False, 1), (3, True, 3), (2, False, 3), (1, True, 1)])
+def test_updates_land_on_the_right_slots(kind, n_envs, optimize_memory_usage, n_steps):
+    """Each sampled transition, identified by its observation, gets the priority its TD error gives, across
+    environments and after the ring wrapped around; every other slot keeps its priority."""
+    buffer = make(kind, n_envs=n_envs, optimize_memory_usage=optimize_memory_usage, n_steps=n_steps, size_per_env=25)
+    fill(buffer, n_envs, 70, seed=4)
+    assert buffer.full
+    alpha = buffer.alpha
+    for _ in range(3):
+        before = buffer.priorities()
+        sample = buffer.sample(20)
+        observations = sample.observations.numpy()
+        # A TD error that depends on the transition (env, step counter), not on its slot
+        td_errors = th.from_numpy(observations[:, 0] * 1.7 + observations[:, 1] * 0.13 - 2.0)
+        buffer.update_priorities(sample.indices, td_errors)
+        after = buffer.priorities()
+        expected, touched = before.copy(), np.zeros(before.shape, dtype=bool)
+        for observation, td_error in zip(observations, td_errors.numpy(), strict=True):
+            expected[slot_of(buffer, observation)] = rule(kind, td_error, alpha)
+            touched[slot_of(buffer, observation)] = True
+        np.testing.assert_array_equal(after[~touched], before[~touched])
+        # (numpy's vectorised power may differ from the scalar one in the last bit)
+        np.testing.assert_allclose(after[touched], expected[touched], rtol=1e-14)
+
+
+def test_priority_rules():
+    per = make("per", alpha=0.7, eps=0.01)
+    lap = make("lap", alpha=0.4)
+    td_errors = np.array([0.0, 0.5, -1.0, 2.0, -30.0])
+    for buffer in (per, lap):
+        fill(buffer, 1, 5, seed=5, episode_len_range=(10, 11))
+        buffer.update_priorities(np.arange(5), td_errors)
+    np.testing.assert_allclose(per.priorities()[0, :5], (np.abs(td_errors) + 0.01) ** 0.7, rtol=1e-15)
+    np.testing.assert_allclose(lap.priorities()[0, :5], np.maximum(np.abs(td_errors) ** 0.4, 1.0), rtol=1e-15)
+    # (batch, 1) torch errors, as a critic gives them, and the largest priority becomes the running maximum
+    lap.update_priorities(th.arange(2), th.tensor([[100.0], [3.0]]))
+    assert lap.max_priority == pytest.approx(100.0**0.4)
+
+
+def test_new_transitions_get_the_running_maximum():
+    buffer = make("per", size_per_env=10)
+    fill(buffer, 1, 6, seed=6, episode_len_range=(50, 51))
+    np.testing.assert_array_equal(buffer.priorities()[0, :6], 1.0)  # before any update: 1
+    buffer.update_priorities(np.arange(6), np.array([0.1, 5.0, 0.2, 0.3, 0.4, 0.5]))
+    high = buffer.max_priority
+    assert high == pytest.approx((5.0 + 1e-6) ** 0.6, rel=1e-14)
+    buffer.update_priorities(np.array([1]), np.array([0.01]))  # the maximum is a running one: it stays
+    assert buffer.max_priority == high
+    obs = np.array([[0.0, 99.0, 0.0]], dtype=np.float32)
+    buffer.add(obs, obs, np.zeros((1, 2)), np.zeros(1), np.array([False]), [{}])
+    priorities = buffer.priorities()[0]
+    assert priorities[6] == high
+    # It is drawn with probability max / total
+    np.random.seed(0)
+    draws = buffer.sample(20_000).indices.numpy()
+    share = (draws == 6).mean()
+    expected = high / priorities.sum()
+    assert abs(share - expected) < 5 * np.sqrt(expected * (1 - expected) / 20_000)
+    # When the ring overwrites a slot, the new transition gets the maximum, not the old transition's priority
+    buffer.update_priorities(np.arange(7), np.full(7, 0.05))
+    for _ in range(4):  # slots 7, 8, 9, then 0 (overwritten)
+        buffer.add(obs, obs, np.zeros((1, 2)), np.zeros(1), np.array([False]), [{}])
+    low = buffer.priorities()[0, 1]
+    assert low == pytest.approx((0.05 + 1e-6) ** 0.6, rel=1e-14)
+    assert buffer.priorities()[0, 0] == high
+    buffer.reset_max_priority()
+    assert buffer.max_priority == high  # the new transitions still hold it
+    buffer.update_priorities(np.arange(10), np.full(10, 0.05))
+    buffer.reset_max_priority()
+    assert buffer.max_priority == low
+
+
+@pytest.mark.parametrize("kind", ["per", "lap"])
+@pytest.mark.parametrize("n_envs, optimize_memory_usage", [(1, True), (2, True), (2, False)])
+def test_priorities_are_zero_exactly_where_nothing_can_be_sampled(kind, n_envs, optimize_memory_usage):
+    """Mirror of the uniform sampler's validity (the VALID flag) after every add(): the ring's unwritten slots,
+    memory-optimised mode's spent slots (final observations, the newest next observation), through episode ends,
+    truncations, start_new_trajectory and wrap-around; and those slots are never drawn."""
+    buffer = make(kind, n_envs=n_envs, optimize_memory_usage=optimize_memory_usage, n_steps=2, size_per_env=12)
+    rng = np.random.default_rng(7)
+    obs = rng.normal(size=(n_envs, 3)).astype(np.float32)
+    np.random.seed(1)
+    for step in range(60):
+        done = rng.random(n_envs) < 0.3
+        infos = [{"TimeLimit.truncated": bool(rng.random() < 0.5)} for _ in range(n_envs)]
+        next_obs = rng.normal(size=(n_envs, 3)).astype(np.float32)
+        buffer.add(obs, next_obs, rng.uniform(-1, 1, (n_envs, 2)), rng.normal(size=n_envs), done, infos)
+        obs = next_obs
+        if step == 30:
+            buffer.start_new_trajectory()
+        positive = buffer.priorities() > 0
+        np.testing.assert_array_equal(positive, (buffer._flags & VALID) != 0)
+        sample = buffer.sample(64)
+        assert np.all(buffer._flags.reshape(-1)[sample.indices.numpy()] & VALID)
+        buffer.update_priorities(sample.indices, rng.normal(size=64) * 3)
+    if optimize_memory_usage:
+        assert (~positive).sum() >= n_envs  # spent slots exist and were never drawn
+
+
+def test_single_env_add_gives_the_priorities_of_the_general_path():
+    single, general = (make("lap", optimize_memory_usage=True, n_steps=2, size_per_env=13) for _ in range(2))
+    rng = np.random.default_rng(0)
+    for step in range(40):
+        obs, next_obs = rng.normal(size=(2, 1, 3)).astype(np.float32)
+        args = (obs, next_obs, rng.uniform(-1, 1, size=(1, 2)), rng.normal(size=1), np.array([rng.random() < 0.2]), [{}])
+        single.add(*args)
+        general._add_general(*args)
+        if step % 5 == 4:
+            indices = np.flatnonzero(single.priorities().reshape(-1))
+            td_errors = rng.normal(size=len(indices)) * 4
+            single.update_priorities(indices, td_errors)
+            general.update_priorities(indices, td_errors)
+    np.testing.assert_array_equal(single.priorities(), general.priorities())
+    assert single._transitions_added == general._transitions_added == 40
+
+
+def test_reset_clears_the_priorities():
+    buffer = make("per")
+    fill(buffer, 1, 20, seed=8)
+    buffer.update_priorities(np.arange(5), np.full(5, 10.0))
+    buffer.reset()
+    assert not buffer.priorities().any() and buffer.max_priority == 1.0
+    with pytest.raises(ValueError, match="empty replay buffer"):
+        buffer.sample(4)
+
+
+# ------------------------------------------------------------------------------ sampling frequencies and weights
+
+
+@pytest.mark.parametrize("kind", ["per", "lap"])
+def test_sampling_frequencies_match_the_priorities(kind):
+    """Fixed-seed chi-square goodness of fit over 200k draws, against P(i) = p_i / sum_j p_j from the rule."""
+    buffer = make(kind, n_envs=2, optimize_memory_usage=True, n_steps=3, size_per_env=40)
+    fill(buffer, 2, 130, seed=9)
+    valid = valid_flat(buffer)
+    rng = np.random.default_rng(10)
+    td_errors = rng.uniform(0.2, 4.0, size=len(valid)) * rng.choice([-1, 1], size=len(valid))
+    buffer.update_priorities(valid, td_errors)
+    probabilities = rule(kind, td_errors, buffer.alpha)
+    probabilities /= probabilities.sum()
+    np.random.seed(11)
+    draws = np.concatenate([buffer.sample(20_000).indices.numpy() for _ in range(10)])
+    counts = np.bincount(draws, minlength=buffer.n_envs * buffer.buffer_size)
+    assert counts.sum() == counts[valid].sum() == 200_000  # nothing else is ever drawn
+    result = scipy_stats.chisquare(counts[valid], probabilities * 200_000)
+    assert result.pvalue > 1e-3, result
+
+
+def test_importance_weights_match_the_formula():
+    """w_i = (N P(i))^-beta / max_j (N P(j))^-beta, the maximum over every transition in the buffer (Schaul et al.)."""
+    buffer = make("per", n_envs=2, n_steps=2, beta=0.3, beta_final=0.9, beta_schedule_steps=None)
+    fill(buffer, 2, 60, seed=12)
+    valid = valid_flat(buffer)
+    td_errors = np.random.default_rng(13).exponential(size=len(valid))
+    buffer.update_priorities(valid, td_errors)
+    buffer.set_progress(0.25)  # three quarters of the way: beta = 0.3 + 0.75 * 0.6
+    beta = 0.3 + 0.75 * 0.6
+    assert buffer.current_beta() == pytest.approx(beta)
+    priority = dict(zip(valid, rule("per", td_errors, buffer.alpha), strict=True))
+    total, n = sum(priority.values()), len(valid)
+    largest = max((n * p / total) ** -beta for p in priority.values())
+    sample = buffer.sample(256)
+    expected = [(n * priority[i] / total) ** -beta / largest for i in sample.indices.numpy()]
+    np.testing.assert_allclose(sample.weights.numpy().ravel(), expected, rtol=1e-6)
+    assert sample.weights.max() <= 1.0
+
+
+def test_beta_schedules():
+    by_steps = make("per", n_envs=2, beta=0.4, beta_schedule_steps=100)
+    assert by_steps.current_beta() == 0.4
+    fill(by_steps, 2, 25, seed=14)  # 50 transitions (25 steps of 2 environments)
+    assert by_steps.current_beta() == pytest.approx(0.7)
+    by_steps.set_progress(0.0)  # no effect with a step schedule
+    assert by_steps.current_beta() == pytest.approx(0.7)
+    fill(by_steps, 2, 50, seed=15)
+    assert by_steps.current_beta() == 1.0
+    by_progress = make("per", beta=0.5)
+    assert by_progress.current_beta() == 0.5  # nothing called set_progress
+    by_progress.set_progress(0.5)
+    assert by_progress.current_beta() == 0.75
+    by_progress.set_progress(-0.1)  # (clipped: SB3's progress can overshoot)
+    assert by_progress.current_beta() == 1.0
+    with pytest.raises(ValueError, match="beta only applies"):
+        make("lap").current_beta()
+
+
+# ----------------------------------------------------------------------------------------------- save and load
+
+
+@pytest.mark.parametrize("kind", ["per", "lap"])
+def test_pickle_round_trip(kind):
+    buffer = make(kind, n_envs=2, optimize_memory_usage=True, n_steps=3)
+    fill(buffer, 2, 90, seed=16)
+    sample = buffer.sample(32)
+    buffer.update_priorities(sample.indices, sample.rewards * 3)
+    fill(buffer, 2, 3, seed=17)  # pending writes, applied before pickling
+    loaded = pickle.loads(pickle.dumps(buffer))
+    np.testing.assert_array_equal(loaded.priorities(), buffer.priorities())
+    assert loaded.max_priority == buffer.max_priority and loaded._transitions_added == buffer._transitions_added
+    for ours, theirs in zip(loaded._priorities._sums, buffer._priorities._sums, strict=True):
+        np.testing.assert_array_equal(ours, theirs)  # the inner nodes rebuilt bit for bit
+    np.random.seed(3)
+    first = buffer.sample(16)
+    np.random.seed(3)
+    second = loaded.sample(16)
+    assert th.equal(first.indices, second.indices)
+    if kind == "per":
+        assert th.equal(first.weights, second.weights)
+
+
+def test_save_and_load_through_the_algorithm(tmp_path):
+    kwargs = dict(learning_starts=20, batch_size=16, buffer_size=200, policy_kwargs=dict(net_arch=[8]), seed=0)
+    model = DDPGPlus("MlpPolicy", "Pendulum-v1", replay_buffer_kwargs=dict(prioritized="lap", alpha=0.5), **kwargs)
+    model.learn(60)
+    sample = model.replay_buffer.sample(16)
+    model.replay_buffer.update_priorities(sample.indices, th.linspace(0, 20, 16))
+    model.save_replay_buffer(tmp_path / "buffer.pkl")
+    other = DDPGPlus("MlpPolicy", "Pendulum-v1", **kwargs)
+    other.load_replay_buffer(tmp_path / "buffer.pkl")
+    assert other.replay_buffer.prioritized == "lap" and other.replay_buffer.alpha == 0.5
+    np.testing.assert_array_equal(other.replay_buffer.priorities(), model.replay_buffer.priorities())
+    assert other.replay_buffer.max_priority == pytest.approx(20.0**0.5)
+
+
+def test_buffers_pickled_before_prioritisation_load_as_uniform():
+    buffer = make(None)
+    fill(buffer, 1, 10, seed=18)
+    state = {k: v for k, v in buffer.__dict__.items() if k not in buffers_module._PRIORITY_STATE_DEFAULTS}
+    old = DDPGPlusReplayBuffer.__new__(DDPGPlusReplayBuffer)
+    old.__dict__.update(state)  # what unpickling a buffer saved before this change gives, before __setstate__
+    loaded = pickle.loads(pickle.dumps(old))
+    assert loaded.prioritized is None
+    assert type(loaded.sample(4)) is ReplayBufferSamples
+
+
+# ------------------------------------------------------------------------------------- TD errors on a device
+
+
+def test_td_errors_on_a_device_are_queued_in_order(monkeypatch):
+    """TD errors on an accelerator are queued (no synchronisation) and applied in order before the next sample or
+    add(); the result is that of applying them at once (the queue is exercised on the CPU)."""
+    immediate, queued = (make("per", n_envs=2, optimize_memory_usage=True) for _ in range(2))
+    monkeypatch.setattr(buffers_module, "_on_device", lambda value: isinstance(value, th.Tensor))
+    for buffer in (immediate, queued):
+        fill(buffer, 2, 30, seed=19)
+    rng = np.random.default_rng(20)
+    for round_ in range(6):
+        np.random.seed(round_)
+        indices = queued.sample(32).indices
+        td_errors = [th.from_numpy(rng.normal(size=16) * (round_ + 1)) for _ in range(2)]
+        for part, errors in enumerate(td_errors):
+            queued.update_priorities(indices[16 * part : 16 * (part + 1)], errors)
+            immediate.update_priorities(indices[16 * part : 16 * (part + 1)].numpy(), errors.numpy())
+        assert len(queued._td_queue) == 2
+        if round_ % 2:  # an add() applies the queue first (its slots then take the running maximum)
+            for buffer in (immediate, queued):
+                fill(buffer, 2, 1, seed=21 + round_)
+            assert not queued._td_queue
+    np.testing.assert_array_equal(queued.priorities(), immediate.priorities())
+    assert queued.max_priority == immediate.max_priority
+    with pytest.raises(ValueError, match="16 indices but 15 TD errors"):
+        queued.update_priorities(indices[:16], th.ones(15))
+
+
+# ----------------------------------------------------------------------------------------------- bad inputs
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        (dict(prioritized="rank"), ValueError, "prioritized"),
+        (dict(prioritized=True), TypeError, "prioritized"),
+        (dict(prioritized="per", alpha=1.5), ValueError, "alpha"),
+        (dict(prioritized="per", alpha=-0.1), ValueError, "alpha"),
+        (dict(prioritized="lap", alpha="0.4"), TypeError, "alpha"),
+        (dict(prioritized="per", beta=2.0), ValueError, "beta"),
+        (dict(prioritized="per", beta_final=float("nan")), ValueError, "beta_final"),
+        (dict(prioritized="per", eps=0.0), ValueError, "eps"),
+        (dict(prioritized="per", eps=float("inf")), ValueError, "eps"),
+        (dict(prioritized="per", eps=True), TypeError, "eps"),
+        (dict(prioritized="per", beta_schedule_steps=-1), ValueError, "beta_schedule_steps"),
+        (dict(prioritized="per", beta_schedule_steps=10.5), TypeError, "beta_schedule_steps"),
+        (dict(prioritized="lap", beta=0.4), ValueError, "beta"),
+        (dict(prioritized="lap", eps=1e-6), ValueError, "eps"),
+        (dict(alpha=0.6), ValueError, "alpha"),
+    ],
+)
+def test_bad_parameters_are_refused(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        DDPGPlusReplayBuffer(10, OBS_SPACE, ACT_SPACE, device="cpu", **kwargs)
+
+
+def test_plain_data_parameters():
+    buffer = DDPGPlusReplayBuffer(
+        10, OBS_SPACE, ACT_SPACE, device="cpu", prioritized="PER", alpha=1, beta_schedule_steps=1.0e5
+    )
+    assert (buffer.prioritized, buffer.alpha, buffer.beta, buffer.beta_final, buffer.eps) == ("per", 1.0, 0.4, 1.0, 1e-6)
+    assert buffer.beta_schedule_steps == 100_000 and isinstance(buffer.beta_schedule_steps, int)
+    assert DDPGPlusReplayBuffer(10, OBS_SPACE, ACT_SPACE, device="cpu", prioritized="lap").alpha == 0.4
+    assert DDPGPlusReplayBuffer(10, OBS_SPACE, ACT_SPACE, device="cpu", prioritized="uniform").prioritized is None
+
+
+def test_parameters_from_a_yaml_file(tmp_path):
+    path = tmp_path / "hyperparams.yml"
+    path.write_text(
+        "Pendulum-v1:\n  buffer_size: 500\n  learning_starts: 10\n  policy_kwargs: {net_arch: [8]}\n"
+        "  replay_buffer_kwargs: {prioritized: per, alpha: 0.7, beta: 0.5, beta_schedule_steps: 1.0e+4, eps: 1.0e-5}\n"
+    )
+    model = make_model(load_hyperparams(path, "Pendulum-v1"), "Pendulum-v1")
+    buffer = model.replay_buffer
+    assert (buffer.prioritized, buffer.alpha, buffer.beta, buffer.beta_schedule_steps, buffer.eps) == (
+        "per",
+        0.7,
+        0.5,
+        10_000,
+        1e-5,
+    )
+    assert make_model({"replay_buffer_kwargs": {"prioritized": None}}, "Pendulum-v1").replay_buffer.prioritized is None
+    with pytest.raises(TypeError, match=r"replay_buffer_kwargs\.alpha"):
+        load_hyperparams({"replay_buffer_kwargs": {"prioritized": "per", "alpha": "high"}})
+
+
+def test_bad_updates_are_refused():
+    buffer = make("lap")
+    fill(buffer, 1, 10, seed=22)
+    with pytest.raises(ValueError, match="3 indices but 2 TD errors"):
+        buffer.update_priorities(np.arange(3), np.ones(2))
+    with pytest.raises(ValueError, match="must be in"):
+        buffer.update_priorities(np.array([40]), np.ones(1))
+    with pytest.raises(ValueError, match="indices must be"):
+        buffer.update_priorities(np.array([-1]), np.ones(1))
+    with pytest.raises(ValueError, match="indices must be"):
+        buffer.update_priorities(np.array([1.0]), np.ones(1))
+    with pytest.raises(ValueError, match="finite"):
+        buffer.update_priorities(np.arange(2), np.array([1.0, np.nan]))
+    assert (buffer.priorities()[0, :10] == 1.0).all()  # nothing was applied
+
+
+# ------------------------------------------------------------------------------------------ the priority tree
+
+
+@pytest.mark.parametrize("capacity, branching, top_size", [(1, 16, 4096), (37, 2, 1), (1000, 4, 5), (50_000, 16, 64)])
+def test_tree_against_brute_force(capacity, branching, top_size):
+    """Sums and minima equal a tree rebuilt from the leaves, bit for bit, after many small and large updates; find()
+    inverts the cumulative sum and never returns a leaf of priority 0."""
+    rng = np.random.default_rng(capacity)
+    tree = PriorityTree(capacity, branching, top_size, track_min=True)
+    leaves = np.zeros(capacity)
+    for step in range(40):
+        size = capacity if step % 10 == 0 else min(capacity, 50)
+        indices = rng.integers(0, capacity, size=size)
+        values = rng.exponential(size=size) * (rng.random(size) < 0.7)
+        tree.update(indices, values)
+        leaves[indices] = values  # (the last of duplicated indices wins, as in the tree)
+    tree.update(np.array([0]), np.array([0.5]))
+    leaves[0] = 0.5
+    np.testing.assert_array_equal(tree.leaves, leaves)
+    rebuilt = PriorityTree(capacity, branching, top_size, track_min=True)
+    rebuilt.update(np.arange(capacity), leaves)
+    for ours, theirs in zip(tree._sums + tree._mins, rebuilt._sums + rebuilt._mins, strict=True):
+        np.testing.assert_array_equal(ours, theirs)
+    assert tree.total == pytest.approx(leaves.sum(), rel=1e-12)
+    assert tree.min_positive == leaves[leaves > 0].min()
+    # Random masses, and masses at and just below every leaf's boundary (where the tree's sums, taken in another
+    # order than np.cumsum's, may round to either side): each lands in its leaf's range, within rounding
+    cumulative = np.cumsum(leaves)
+    boundaries = np.concatenate([cumulative[:-1], np.nextafter(cumulative, 0), [np.nextafter(tree.total, 0), 0.0]])
+    masses = np.concatenate([rng.random(10_000) * tree.total, boundaries[(boundaries >= 0) & (boundaries < tree.total)]])
+    found, values = tree.find(masses)
+    np.testing.assert_array_equal(values, leaves[found])
+    assert (values > 0).all()
+    tolerance = 1e-12 * tree.total
+    before = np.concatenate([[0.0], cumulative])[found]
+    assert np.all((before - tolerance <= masses) & (masses < cumulative[found] + tolerance))
+    reference = np.searchsorted(cumulative, masses[:10_000], side="right")
+    assert (found[:10_000] != reference).sum() <= 1  # (random masses: at a boundary with probability ~1e-12)
+
+
+def test_tree_pickles_its_leaves_only():
+    tree = PriorityTree(100_000, track_min=True)
+    tree.update(np.arange(100_000), np.random.default_rng(0).random(100_000))
+    tree.max_priority = 3.5
+    data = pickle.dumps(tree)
+    assert len(data) < 100_000 * 8 * 1.05
+    loaded = pickle.loads(data)
+    assert loaded.max_priority == 3.5
+    for ours, theirs in zip(loaded._sums + loaded._mins, tree._sums + tree._mins, strict=True):
+        np.testing.assert_array_equal(ours, theirs)
