@@ -115,6 +115,21 @@ ALGOS: dict[str, AlgoSpec] = {
         AlgoSpec(
             "ddpg_plus_tuned", "ddpg_plus", "DDPGPlus, tuned hyperparameters from tuning/hyperparams/<ENV>.yml", tuned=True
         ),
+        # Prioritised replay (issue 15): the same settings as the uniform variant they extend
+        *(
+            AlgoSpec(
+                f"{base}_{kind}",
+                "ddpg_plus",
+                f"{description}, {label}",
+                lambda env_id, extra=extra, kind=kind: {**extra, "replay_buffer_kwargs": {"prioritized": kind}},
+            )
+            for kind, label in (("per", "prioritized replay (PER)"), ("lap", "loss-adjusted prioritized replay (LAP)"))
+            for base, description, extra in (
+                ("ddpg_plus", "DDPGPlus, zoo DDPG hyperparameters", {}),
+                ("ddpg_plus_nstep", "DDPGPlus, 5-step TD targets", {"n_steps": 5}),
+                ("ddpg_plus_td3", "DDPGPlus with TD3's tricks", dict(TD3_TRICKS)),
+            )
+        ),
     )
 }
 

@@ -225,4 +225,33 @@ EVIDENCE = Profile(
     ),
 )
 
-PROFILES: dict[str, Profile] = {profile.name: profile for profile in (SMOKE, STANDARD, EVIDENCE, FULL)}
+# Prioritised replay against uniform replay with the same settings (issue 15): MountainCar, where a sparse reward
+# found once should be replayed more, at 20k steps evaluated every 1k (so 5k is read off the same runs), and Pendulum
+# at 5k steps with a 1k warm-up (the zoo's 10k warm-up would leave nothing to learn from by then).
+PRIORITIZED = Profile(
+    name="prioritized",
+    description=(
+        "PER and LAP against uniform replay with otherwise equal settings: MountainCarContinuous-v0 20k steps ([64, 64], "
+        "the zoo's OU 0.5 noise), Pendulum-v1 5k steps (learning_starts 1000), 5 seeds, evaluations every 1k steps."
+    ),
+    entries=(
+        Entry(
+            "MountainCarContinuous-v0",
+            ("ddpg_plus", "ddpg_plus_per", "ddpg_plus_lap", "ddpg_plus_nstep", "ddpg_plus_nstep_per", "ddpg_plus_nstep_lap"),
+            seeds=tuple(range(5)),
+            budget=20_000,
+            eval_freq=1_000,
+            overrides={"policy_kwargs": {"net_arch": [64, 64]}},
+        ),
+        Entry(
+            "Pendulum-v1",
+            ("ddpg_plus", "ddpg_plus_per", "ddpg_plus_lap"),
+            seeds=tuple(range(5)),
+            budget=5_000,
+            eval_freq=1_000,
+            overrides={"learning_starts": 1_000},
+        ),
+    ),
+)
+
+PROFILES: dict[str, Profile] = {profile.name: profile for profile in (SMOKE, STANDARD, EVIDENCE, PRIORITIZED, FULL)}
