@@ -1,0 +1,114 @@
+"""
+Cost of prioritized replay per gradient step: ``sample(256)`` plus ``update_priorities`` for uniform, PER and LAP
+sampling from the same filled buffer, next to one [64, 64] DDPG update (``train(1)``), in one process with one torch
+thread, interleaved repeats, medians. Part of ``python -m benchmarks speed`` (issue 15 asks for under 15% of a
+[64, 64] update).
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from typing import Any
+
+import numpy as np
+import torch as th
+
+BATCH = 256
+CAPACITY = 1_000_000
+FILL = 100_000
+KINDS = (None, "per", "lap")
+
+
+def _filled_buffer(prioritized: str | None, fill: int, seed: int) -> Any:
+    import gymnasium as gym
+
+    from sb3_ddpg_plus import DDPGPlusReplayBuffer
+
+    env = gym.make("Pendulum-v1")
+    buffer = DDPGPlusReplayBuffer(CAPACITY, env.observation_space, env.action_space, device="cpu", prioritized=prioritized)
+    rng = np.random.default_rng(seed)
+    obs = rng.standard_normal((fill + 1, 1, 3)).astype(np.float32)
+    actions = rng.uniform(-1, 1, (fill, 1, 1)).astype(np.float32)
+    rewards = rng.standard_normal((fill, 1)).astype(np.float32)
+    for i in range(fill):
+        done = (i + 1) % 200 == 0
+        buffer.add(obs[i], obs[i + 1], actions[i], rewards[i], np.array([done]), [{"TimeLimit.truncated": done}])
+    return buffer
+
+
+def _time_per_call(step: Any, calls: int) -> float:
+    start = time.perf_counter()
+    for _ in range(calls):
+        step()
+    return (time.perf_counter() - start) / calls
+
+
+def measure(repeats: int = 5, calls: int = 200, fill: int = FILL, seed: int = 0) -> dict[str, Any]:
+    """
+    :param repeats: Interleaved repeats (medians are reported)
+    :param calls: Calls timed per repeat
+    :param fill: Transitions stored before timing
+    :param seed: Seed
+    :return: Microseconds per call of each sampling kind and of one [64, 64] update, and their ratios
+    """
+    from sb3_ddpg_plus import DDPGPlus
+
+    th.set_num_threads(1)
+    buffers = {kind: _filled_buffer(kind, fill, seed) for kind in KINDS}
+    td_errors = th.rand(BATCH) * 3
+
+    def sampler(buffer: Any) -> Any:
+        def step() -> None:
+            data = buffer.sample(BATCH)
+            if getattr(data, "indices", None) is not None:
+                buffer.update_priorities(data.indices, td_errors)
+
+        return step
+
+    model = DDPGPlus("MlpPolicy", "Pendulum-v1", learning_starts=300, policy_kwargs=dict(net_arch=[64, 64]), seed=seed)
+    model.learn(400)
+    steps = {str(kind): sampler(buffer) for kind, buffer in buffers.items()}
+    steps["update_64x64"] = lambda: model.train(1, BATCH)
+    times: dict[str, list[float]] = {name: [] for name in steps}
+    for repeat in range(repeats):
+        order = list(steps) if repeat % 2 == 0 else list(reversed(steps))
+        for name in order:
+            times[name].append(_time_per_call(steps[name], calls) * 1e6)
+    medians = {name: statistics.median(values) for name, values in times.items()}
+    update = medians["update_64x64"]
+    return {
+        "batch_size": BATCH,
+        "capacity": CAPACITY,
+        "stored": fill,
+        "repeats": repeats,
+        "us_per_call": medians,
+        "share_of_update": {name: medians[name] / update for name in ("None", "per", "lap")},
+        "extra_over_uniform": {name: (medians[name] - medians["None"]) / update for name in ("per", "lap")},
+    }
+
+
+def markdown(result: dict[str, Any]) -> list[str]:
+    """
+    :param result: From :func:`measure`
+    :return: Markdown lines of the table
+    """
+    us, share = result["us_per_call"], result["share_of_update"]
+    lines = [
+        f"## Prioritized replay: sampling + priority update per gradient step (batch {result['batch_size']}, "
+        f"{result['stored']:,} transitions stored in a {result['capacity']:,}-slot buffer)",
+        "",
+        "| sampling | us per step | share of one [64, 64] update |",
+        "|---|---:|---:|",
+    ]
+    for name, label in (("None", "uniform"), ("per", "PER (sum-tree + min-tree, IS weights)"), ("lap", "LAP (sum-tree)")):
+        lines.append(f"| {label} | {us[name]:.0f} | {share[name]:.0%} |")
+    lines.append(f"| one [64, 64] DDPG update (`train(1)`) | {us['update_64x64']:.0f} | 100% |")
+    lines.append("")
+    extra = result["extra_over_uniform"]
+    lines.append(
+        f"Over uniform sampling, PER adds {extra['per']:.0%} and LAP {extra['lap']:.0%} of an update; the target was "
+        "under 15% (medians of interleaved repeats, one thread)."
+    )
+    lines.append("")
+    return lines
