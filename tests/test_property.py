@@ -94,6 +94,7 @@ def _small(kwargs):
     return kwargs
 
 
+@pytest.mark.slow  # hypothesis: many examples
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.fixed_dictionaries({}, optional=VALID))
 def test_legal_arguments_train(kwargs):
@@ -102,6 +103,7 @@ def test_legal_arguments_train(kwargs):
     assert model.num_timesteps >= 40
 
 
+@pytest.mark.slow  # hypothesis: many examples
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(one_argument_anything())
 def test_random_arguments_train_or_fail_clearly(kwargs):

@@ -66,6 +66,7 @@ def _load(study_dir: Path, name: str) -> optuna.Study:
     return optuna.load_study(study_name=name, storage=make_storage(str(study_dir / JOURNAL_FILE_NAME)))
 
 
+@pytest.mark.slow  # subprocesses
 def test_two_workers_share_the_default_storage(tmp_path):
     command = [sys.executable, "-m", "tuning", "run", "--study", "shared", "--n-trials", "3", *TINY]
     workers = [
@@ -156,6 +157,7 @@ def test_help_explains_every_subcommand(tmp_path, monkeypatch, capsys):
         assert option in capsys.readouterr().out
 
 
+@pytest.mark.slow  # subprocesses
 def test_exported_yaml_trains_through_the_zoo(tmp_path, monkeypatch):
     pytest.importorskip("rl_zoo3")
     params = tmp_path / "params.yml"

@@ -55,6 +55,7 @@ def _trials(study_name: str, storage: optuna.storages.BaseStorage) -> list[optun
         return []
 
 
+@pytest.mark.slow  # subprocesses
 def test_killed_worker_trial_fails_and_is_retried(postgres_url, tmp_path):
     study_name = f"crash-test-{uuid.uuid4().hex[:8]}"
     storage = make_storage(postgres_url)

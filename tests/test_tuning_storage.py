@@ -86,6 +86,7 @@ def test_unusable_storage_gives_clear_error_without_password(url, message):
     assert PASSWORD not in str(info.value)
 
 
+@pytest.mark.slow  # subprocesses
 def test_cli_reports_unreachable_server_in_one_line(tmp_path):
     url = f"postgresql+psycopg://tuner:{PASSWORD}@127.0.0.1:{_closed_port()}/optuna"
     command = [sys.executable, "-m", "tuning", "run", "--study", "x", "--envs", "Pendulum-v1", "--n-trials", "1"]
