@@ -1,10 +1,12 @@
 """
 Registry of the algorithms the benchmark compares, and how each one is built for an environment.
 
-Every algorithm starts from the RL-Zoo's DDPG/TD3 hyperparameters for the environment
-(:mod:`benchmarks.zoo_hyperparams`), so that the comparison is at identical settings; a DDPGPlus variant changes only
-what its name says. ``ddpg_plus`` is therefore the one-line swap: DDPGPlus with exactly the zoo's DDPG
-hyperparameters, every DDPGPlus-specific option at its default.
+Every algorithm starts from the RL-Zoo's hyperparameters for the environment, read from the files rl-zoo3 installs
+(:mod:`sb3_ddpg_plus.experiments.zoo_hyperparams`: ``td3.yml`` for SB3 TD3, ``ddpg.yml`` for the others), so that
+the comparison is at identical settings; a DDPGPlus variant changes only what its name says. ``ddpg_plus`` is
+therefore the one-line swap: DDPGPlus with exactly the zoo's DDPG hyperparameters, every DDPGPlus-specific option at
+its default. Models are built from the same plain data: :func:`sb3_ddpg_plus.hyperparams.make_model` for DDPGPlus,
+:func:`sb3_kwargs` (the same conversion, plus SB3's noise objects) for upstream SB3.
 """
 
 from __future__ import annotations
@@ -18,18 +20,12 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 from stable_baselines3.common.noise import ActionNoise, NormalActionNoise, OrnsteinUhlenbeckActionNoise
-from torch import nn
 
-from benchmarks.common import is_stand_in, load_ddpg_plus
-from benchmarks.zoo_hyperparams import zoo_hyperparams
+from sb3_ddpg_plus.experiments.search_space import TD3_TRICKS
+from sb3_ddpg_plus.experiments.zoo_hyperparams import zoo_hyperparams
 
 #: Where tuned hyperparameters live (one ``<ENV>.yml`` per environment, written by ``tuning/``).
 TUNED_DIR = Path(__file__).resolve().parent.parent / "tuning" / "hyperparams"
-
-#: Keys of the plain hyperparameters used by the runner, not by a constructor.
-RUNNER_KEYS = ("n_timesteps", "n_envs", "normalize")
-
-TD3_TRICKS = {"n_critics": 2, "policy_delay": 2, "target_policy_noise": 0.2, "target_noise_clip": 0.5}
 
 #: OU sigma per env: MountainCar uses the zoo's 0.5; elsewhere 0.1, the scale of the zoo's Gaussian noise.
 OU_SIGMA = {"MountainCarContinuous-v0": 0.5, "default": 0.1}
@@ -40,8 +36,6 @@ PARAM_NOISE = {
     "MountainCarContinuous-v0": {"initial_stddev": 0.5, "desired_action_stddev": 0.5, "adoption_coefficient": 1.01},
     "default": {"initial_stddev": 0.2, "desired_action_stddev": 0.2, "adoption_coefficient": 1.01},
 }
-
-_ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "elu": nn.ELU, "leaky_relu": nn.LeakyReLU}
 
 
 def _per_env(table: dict[str, Any], env_id: str) -> Any:
@@ -188,7 +182,8 @@ def hyperparams_for(name: str, env_id: str, budget: int | None = None, tuned_dir
 
         hyperparams = dict(load_hyperparams(path, env_id))
     else:
-        hyperparams = deep_merge(zoo_hyperparams(env_id), spec.overrides(env_id))
+        zoo_file = "td3" if spec.library == "sb3_td3" else "ddpg"
+        hyperparams = deep_merge(zoo_hyperparams(env_id, zoo_file), spec.overrides(env_id))
     if budget is not None:
         hyperparams["n_timesteps"] = int(budget)
     return hyperparams
@@ -215,35 +210,20 @@ def make_action_noise(noise: dict[str, Any] | None, action_dim: int) -> ActionNo
     raise ValueError(f"unknown action noise type {noise['type']!r}")
 
 
-def linear_schedule(initial: float) -> Callable[[float], float]:
-    """
-    :param initial: Learning rate at the start.
-    :return: The zoo's ``lin_<value>`` schedule (decays linearly to 0 with the remaining progress).
-    """
-
-    def schedule(progress_remaining: float) -> float:
-        return progress_remaining * initial
-
-    return schedule
-
-
 def sb3_kwargs(hyperparams: dict[str, Any], action_dim: int) -> dict[str, Any]:
     """
-    Constructor kwargs of upstream SB3 ``DDPG``/``TD3`` from plain hyperparameters.
+    Constructor kwargs of upstream SB3 ``DDPG``/``TD3`` from plain hyperparameters: the package's conversion
+    (:func:`sb3_ddpg_plus.hyperparams.to_constructor_kwargs`: schedules, activations, runner keys dropped), with the
+    noise built as SB3's own objects (upstream SB3 takes no plain data).
 
     :param hyperparams: Plain hyperparameters (zoo keys).
     :param action_dim: Dimension of the action space (for the noise).
     :return: Keyword arguments.
     """
-    kwargs = {k: copy.deepcopy(v) for k, v in hyperparams.items() if k not in RUNNER_KEYS}
+    from sb3_ddpg_plus.hyperparams import to_constructor_kwargs
+
+    kwargs = to_constructor_kwargs(copy.deepcopy(hyperparams))
     kwargs["action_noise"] = make_action_noise(kwargs.pop("action_noise", None), action_dim)
-    if isinstance(kwargs.get("learning_rate"), str) and kwargs["learning_rate"].startswith("lin_"):
-        kwargs["learning_rate"] = linear_schedule(float(kwargs["learning_rate"][4:]))
-    if isinstance(kwargs.get("train_freq"), list):
-        kwargs["train_freq"] = tuple(kwargs["train_freq"])
-    policy_kwargs = kwargs.get("policy_kwargs")
-    if policy_kwargs and isinstance(policy_kwargs.get("activation_fn"), str):
-        policy_kwargs["activation_fn"] = _ACTIVATIONS[policy_kwargs["activation_fn"]]
     return kwargs
 
 
@@ -259,22 +239,12 @@ def make_model(name: str, env: gym.Env, hyperparams: dict[str, Any], seed: int, 
     :return: The model (``DDPG``, ``TD3`` or ``DDPGPlus``), on the CPU.
     """
     spec = get_algo(name)
-    action_dim = int(np.prod(env.action_space.shape))
     common = dict(seed=seed, device="cpu", verbose=verbose)
-    if spec.library == "sb3_ddpg":
-        from stable_baselines3 import DDPG
+    if spec.library == "ddpg_plus":
+        from sb3_ddpg_plus.hyperparams import make_model as make_ddpg_plus
 
-        return DDPG(env=env, **sb3_kwargs(hyperparams, action_dim), **common)
-    if spec.library == "sb3_td3":
-        from stable_baselines3 import TD3
+        return make_ddpg_plus(copy.deepcopy(hyperparams), env, **common)
+    from stable_baselines3 import DDPG, TD3
 
-        return TD3(env=env, **sb3_kwargs(hyperparams, action_dim), **common)
-    cls = load_ddpg_plus()
-    if is_stand_in(cls):
-        # Development only: upstream DDPG understands the zoo's keys, not DDPGPlus's extras.
-        return cls(env=env, **sb3_kwargs(hyperparams, action_dim), **common)
-    from sb3_ddpg_plus.hyperparams import to_constructor_kwargs
-
-    kwargs = to_constructor_kwargs(copy.deepcopy(hyperparams))
-    kwargs.setdefault("policy", "MlpPolicy")
-    return cls(env=env, **kwargs, **common)
+    cls = TD3 if spec.library == "sb3_td3" else DDPG
+    return cls(env=env, **sb3_kwargs(hyperparams, int(np.prod(env.action_space.shape))), **common)

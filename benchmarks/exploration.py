@@ -19,8 +19,6 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import json
-import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -33,38 +31,23 @@ MOUNTAINCAR_CONFIGS = ("ddpg_plus_param", "ddpg_plus_ou", "sb3_ddpg_gaussian")
 
 
 def _environment() -> dict[str, str]:
-    import gymnasium
-    import stable_baselines3
-    import torch
+    from sb3_ddpg_plus.experiments.records import system_info
 
-    import sb3_ddpg_plus
-
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    info = system_info(packages=())
+    machine = info["machine"]
     return {
-        "machine": f"{cpu}, {os.cpu_count()} logical cores, {platform.system()}",
-        "versions": (
-            f"python {platform.python_version()}, sb3_ddpg_plus {sb3_ddpg_plus.__version__}, "
-            f"stable_baselines3 {stable_baselines3.__version__}, torch {torch.__version__}, numpy {np.__version__}, "
-            f"gymnasium {gymnasium.__version__}"
-        ),
+        "machine": f"{machine['cpu_model']}, {machine['logical_cores']} logical cores, {machine['platform']}",
+        "versions": ", ".join(f"{name} {version}" for name, version in info["versions"].items()),
         "command": "python -m benchmarks.exploration " + " ".join(sys.argv[1:]),
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
     }
 
 
 def _write(name: str, text: str, data: dict[str, Any]) -> None:
-    from sb3_ddpg_plus.hyperparams import write_text_atomic
+    from sb3_ddpg_plus.experiments.records import write_file
 
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(RESULTS / f"{name}.md", text)
-    write_text_atomic(RESULTS / f"{name}.json", json.dumps(data, indent=1))
+    write_file(RESULTS / f"{name}.md", text)
+    write_file(RESULTS / f"{name}.json", json.dumps(data, indent=1))
     print(text)
 
 

@@ -17,7 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.common import RESULTS_DIR, atomic_write_bytes, atomic_write_json, command_line, make_env, now_utc
+from benchmarks.common import RESULTS_DIR, command_line, now_utc
+from sb3_ddpg_plus.experiments.envs import make_env
+from sb3_ddpg_plus.experiments.records import write_file, write_json
 
 #: Frames are shrunk to this width (pixels): the classic-control renderers draw 500-600 px, more than a README needs.
 DEFAULT_WIDTH = 240
@@ -37,9 +39,7 @@ def load_model(algo: str, path: Path) -> Any:
     elif library == "sb3_td3":
         from stable_baselines3 import TD3 as cls
     else:
-        from benchmarks.common import load_ddpg_plus
-
-        cls = load_ddpg_plus()
+        from sb3_ddpg_plus import DDPGPlus as cls
     return cls.load(path, device="cpu")
 
 
@@ -163,8 +163,8 @@ def main(args: argparse.Namespace) -> Path:
     fps = args.fps or env.metadata.get("render_fps", 30) / frame_skip
     env.close()
     out = args.out / f"{args.env}.gif"
-    atomic_write_bytes(out, encode_gif(frames, fps))
-    atomic_write_json(
+    write_file(out, encode_gif(frames, fps))
+    write_json(
         out.with_suffix(".json"),
         {
             "env": args.env,

@@ -3,7 +3,9 @@ Report of a benchmark grid: ``python -m benchmarks report [--runs benchmarks/res
 
 Reads the run files written by :mod:`benchmarks.runner` and writes, into ``--out`` (default ``benchmarks/results``):
 ``summary.csv`` (``env,algo,n_seeds,budget,mean,std,iqm,iqm_low,iqm_high``), ``runs.csv`` (one row per run),
-``curves_<env>.png`` (mean evaluation return and its 95% bootstrap band per algorithm) and ``README.md``.
+``curves_<env>.png`` (mean evaluation return and its 95% bootstrap band per algorithm) and ``README.md``. The
+statistics (IQM, stratified bootstrap intervals, probability of improvement) are
+:mod:`sb3_ddpg_plus.experiments.stats`.
 """
 
 from __future__ import annotations
@@ -19,15 +21,45 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.common import RESULTS_DIR, atomic_write_bytes, atomic_write_text, command_line, now_utc
-from benchmarks.stats import mean_ci, probability_of_improvement_ci, stratified_bootstrap_ci
-from benchmarks.zoo_hyperparams import REFERENCE_RESULTS
+from benchmarks.common import RESULTS_DIR, command_line, now_utc
+from sb3_ddpg_plus.experiments.records import write_file
+from sb3_ddpg_plus.experiments.stats import N_RESAMPLES, mean_std, probability_of_improvement_ci, stratified_bootstrap_ci
 
 SUMMARY_COLUMNS = ("env", "algo", "n_seeds", "budget", "mean", "std", "iqm", "iqm_low", "iqm_high")
 BASELINE = "sb3_ddpg"
 TD3 = "sb3_td3"
 #: Return at which an env counts as solved (gymnasium's ``reward_threshold``), for the envs where the report says so.
 SOLVED_AT = {"MountainCarContinuous-v0": 90.0}
+
+#: Published reference results (single trained agent, rl-zoo ``benchmark.md``; SB3 docs, 1M steps, PyBullet: DDPG
+#: 6 seeds, TD3 3 seeds), quoted in the report next to ours. Keys: env -> label -> text.
+REFERENCE_RESULTS: dict[str, dict[str, str]] = {
+    "Pendulum-v1": {"zoo DDPG (1 agent, 20k steps)": "-152 ± 94", "zoo TD3 (1 agent, 20k steps)": "-152 ± 90"},
+    "MountainCarContinuous-v0": {
+        "zoo DDPG (1 agent, 300k steps)": "93.5 ± 0.05",
+        "zoo TD3 (1 agent, 300k steps)": "93.5 ± 0.08",
+    },
+    "HalfCheetahBulletEnv-v0": {
+        "SB3 docs DDPG (6 seeds, 1M steps)": "2272 ± 69",
+        "SB3 docs TD3 (3 seeds, 1M steps)": "2774 ± 35",
+        "zoo DDPG (1 agent, 1M steps)": "2078 ± 208",
+    },
+    "AntBulletEnv-v0": {
+        "SB3 docs DDPG (6 seeds, 1M steps)": "1651 ± 407",
+        "SB3 docs TD3 (3 seeds, 1M steps)": "3305 ± 43",
+        "zoo DDPG (1 agent, 1M steps)": "2399 ± 75",
+    },
+    "HopperBulletEnv-v0": {
+        "SB3 docs DDPG (6 seeds, 1M steps)": "1201 ± 211",
+        "SB3 docs TD3 (3 seeds, 1M steps)": "2429 ± 126",
+        "zoo DDPG (1 agent, 1M steps)": "1157 ± 449",
+    },
+    "Walker2DBulletEnv-v0": {
+        "SB3 docs DDPG (6 seeds, 1M steps)": "882 ± 186",
+        "SB3 docs TD3 (3 seeds, 1M steps)": "2063 ± 185",
+        "zoo DDPG (1 agent, 1M steps)": "1388 ± 737",
+    },
+}
 
 
 def load_runs(runs_dir: Path) -> list[dict[str, Any]]:
@@ -71,7 +103,9 @@ def algo_order(algos: Sequence[str]) -> list[str]:
     return plus + sorted(a for a in algos if a.startswith("sb3_"))
 
 
-def summarize(groups: dict[tuple[str, int], dict[str, list[dict[str, Any]]]], n_boot: int = 10_000) -> list[dict[str, Any]]:
+def summarize(
+    groups: dict[tuple[str, int], dict[str, list[dict[str, Any]]]], n_boot: int = N_RESAMPLES
+) -> list[dict[str, Any]]:
     """
     :param groups: From :func:`group_runs`.
     :param n_boot: Bootstrap resamples.
@@ -82,26 +116,24 @@ def summarize(groups: dict[tuple[str, int], dict[str, list[dict[str, Any]]]], n_
         baseline = [r["final_return"] for r in by_algo.get(BASELINE, [])]
         for algo in algo_order(list(by_algo)):
             finals = np.array([r["final_return"] for r in by_algo[algo]], dtype=float)
-            estimate, low, high = stratified_bootstrap_ci([finals], n_boot=n_boot)
+            estimate, low, high = stratified_bootstrap_ci([finals], n_resamples=n_boot)
+            mean, std = mean_std(finals, ddof=1)
             row: dict[str, Any] = {
                 "env": env,
                 "algo": algo,
                 "n_seeds": int(finals.size),
                 "budget": int(budget),
-                "mean": float(finals.mean()),
-                "std": float(finals.std(ddof=1)) if finals.size > 1 else 0.0,
+                "mean": mean,
+                "std": std,
                 "iqm": estimate,
                 "iqm_low": low,
                 "iqm_high": high,
                 "poi": None,
                 "steps_per_s": float(np.median([r["steps_per_s"] for r in by_algo[algo]])),
                 "wall_time_s": float(np.median([r["wall_time_s"] for r in by_algo[algo]])),
-                # A DDPGPlus run made with upstream DDPG standing in (development only) must not pass for ours.
-                "stand_in": algo.startswith("ddpg_plus")
-                and any(not r["algo_class"].startswith("sb3_ddpg_plus") for r in by_algo[algo]),
             }
             if baseline and algo != BASELINE:
-                row["poi"] = probability_of_improvement_ci([finals], [baseline], n_boot=min(n_boot, 2_000))
+                row["poi"] = probability_of_improvement_ci([finals], [baseline], n_resamples=n_boot)
             rows.append(row)
     return rows
 
@@ -167,7 +199,7 @@ def plot_curves(env: str, budget: int, by_algo: dict[str, list[dict[str, Any]]],
         values = np.array(
             [[dict(zip(r["eval"]["timesteps"], r["eval"]["mean_return"], strict=True))[t] for t in common] for r in runs]
         )
-        mean, low, high = mean_ci(values)
+        mean, low, high = stratified_bootstrap_ci([values], np.mean)
         style = "--" if algo.startswith("sb3_") else "-"
         (line,) = ax.plot(common, mean, style, label=f"{algo} ({len(runs)} seeds)")
         ax.fill_between(common, low, high, color=line.get_color(), alpha=0.2, linewidth=0)
@@ -180,7 +212,7 @@ def plot_curves(env: str, budget: int, by_algo: dict[str, list[dict[str, Any]]],
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")
     plt.close(fig)
-    atomic_write_bytes(path, buffer.getvalue())
+    write_file(path, buffer.getvalue())
 
 
 def _fmt(value: float) -> str:
@@ -268,9 +300,10 @@ def render_readme(
         "",
         "Protocol: every algorithm on an environment gets the same training budget (env steps), the same "
         "hyperparameters apart from what its name changes (the RL-Zoo's DDPG/TD3 hyperparameters for that env, plus "
-        "the stated overrides), and the same evaluation: on a separate environment, every `eval_freq` env steps, "
-        "with the deterministic policy over the stated number of episodes. The **final return** of a run is the mean "
-        "return of its last evaluation. Over seeds we report mean ± sample std, the interquartile mean (IQM) with a "
+        "the stated overrides), and the same evaluation (`sb3_ddpg_plus/experiments/protocol.py`): on a separate "
+        "environment, at step 0, every `eval_freq` env steps and at the end, with the deterministic policy over the "
+        "stated number of episodes. The **final return** of a run is the mean return of its last evaluation. "
+        "Over seeds we report mean ± sample std, the interquartile mean (IQM) with a "
         "95% stratified bootstrap confidence interval, and the probability of improvement (POI) over SB3 DDPG: the "
         "chance that a run of the algorithm beats a run of SB3 DDPG (0.5 = no difference), with its bootstrap "
         "interval (Agarwal et al., NeurIPS 2021). With 3-5 seeds the intervals are wide: read overlapping intervals "
@@ -320,9 +353,8 @@ def render_readme(
         ]
         for row in group_rows:
             poi = row["poi"]
-            name = row["algo"] + (" (STAND-IN)" if row["stand_in"] else "")
             lines.append(
-                f"| {name} | {row['n_seeds']} | {_fmt(row['mean'])} ± {_fmt(row['std'])} | {_fmt(row['iqm'])} "
+                f"| {row['algo']} | {row['n_seeds']} | {_fmt(row['mean'])} ± {_fmt(row['std'])} | {_fmt(row['iqm'])} "
                 f"[{_fmt(row['iqm_low'])}, {_fmt(row['iqm_high'])}] | "
                 + ("-" if poi is None else f"{poi[0]:.2f} [{poi[1]:.2f}, {poi[2]:.2f}]")
                 + f" | {row['steps_per_s']:.0f} | {row['wall_time_s']:.0f} |"
@@ -353,8 +385,9 @@ def render_readme(
     lines += [f"| {name} | {spec.description} |" for name, spec in ALGOS.items() if name in seen]
     lines += [
         "",
-        "All variants start from the zoo's hyperparameters for the env (`benchmarks/zoo_hyperparams.py`) and change "
-        "only what their description says (`benchmarks/algos.py`); the grid is in `benchmarks/profiles.py`.",
+        "All variants start from the zoo's hyperparameters for the env (rl-zoo3's installed `ddpg.yml`/`td3.yml`, "
+        "read by `sb3_ddpg_plus/experiments/zoo_hyperparams.py`) and change only what their description says "
+        "(`benchmarks/algos.py`); the grid is in `benchmarks/profiles.py`.",
         "",
     ]
     lines += _machine_section(runs)
@@ -403,7 +436,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--runs", type=Path, default=RESULTS_DIR / "standard", help="results folder with runs/ (default: standard)"
     )
     parser.add_argument("--out", type=Path, default=RESULTS_DIR, help="where to write the report (default benchmarks/results)")
-    parser.add_argument("--n-boot", type=int, default=10_000, help="bootstrap resamples")
+    parser.add_argument("--n-boot", type=int, default=N_RESAMPLES, help=f"bootstrap resamples (default {N_RESAMPLES})")
 
 
 def main(args: argparse.Namespace) -> list[dict[str, Any]]:
@@ -420,8 +453,8 @@ def main(args: argparse.Namespace) -> list[dict[str, Any]]:
     rows = summarize(groups, n_boot=args.n_boot)
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "summary.csv", summary_csv(rows))
-    atomic_write_text(out / "runs.csv", runs_csv(runs))
+    write_file(out / "summary.csv", summary_csv(rows))
+    write_file(out / "runs.csv", runs_csv(runs))
     env_budgets = collections.Counter(env for env, _ in groups)
     plots = {}
     for (env, budget), by_algo in groups.items():
@@ -429,6 +462,6 @@ def main(args: argparse.Namespace) -> list[dict[str, Any]]:
         name = f"curves_{env}.png" if env_budgets[env] == 1 else f"curves_{env}_{budget}.png"
         plot_curves(env, budget, by_algo, out / name)
         plots[(env, budget)] = name
-    atomic_write_text(out / "README.md", render_readme(runs, groups, rows, plots, out, command_line()))
+    write_file(out / "README.md", render_readme(runs, groups, rows, plots, out, command_line()))
     print(f"[report] {len(runs)} runs, {len(rows)} rows -> {out / 'summary.csv'}, {out / 'README.md'}")
     return rows

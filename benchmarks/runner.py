@@ -21,10 +21,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from benchmarks.common import RESULTS_DIR, atomic_write_json, command_line, machine_info, now_utc, versions
+from benchmarks.common import RESULTS_DIR, command_line, now_utc
 from benchmarks.profiles import PROFILES, Entry
+from sb3_ddpg_plus.experiments.protocol import EVAL_SEED_OFFSET, TrainingResult, train_and_evaluate
+from sb3_ddpg_plus.experiments.records import system_info, write_json
 
 #: Version of the run-file layout; the report refuses files of another schema.
 SCHEMA = 1
@@ -168,34 +168,12 @@ def parse_seeds(text: str) -> list[int]:
     return seeds
 
 
-def _make_vec_env(env_id: str, seed: int, n_envs: int = 1) -> Any:
-    from stable_baselines3.common.monitor import Monitor
-    from stable_baselines3.common.vec_env import DummyVecEnv
-
-    from benchmarks.common import make_env
-
-    vec_env = DummyVecEnv([lambda: Monitor(make_env(env_id))] * n_envs)
-    vec_env.seed(seed)
-    return vec_env
-
-
-def _wrap_normalize(vec_env: Any, normalize: Any, training: bool) -> Any:
-    from stable_baselines3.common.vec_env import VecNormalize
-
-    options = normalize if isinstance(normalize, dict) else {}
-    if not training:
-        # The evaluation env reports true returns and takes its statistics from the training env.
-        return VecNormalize(vec_env, training=False, norm_obs=options.get("norm_obs", True), norm_reward=False)
-    return VecNormalize(vec_env, **options)
-
-
 def run_task(task: Task, out: Path, command: str = "") -> dict[str, Any]:
     """
-    Train one model under the common protocol and write its run file.
-
-    Protocol: evaluate at step 0 and every ``eval_freq`` env steps, and at the end, on a separate env seeded
-    ``seed + 10_000``, with ``n_eval_episodes`` deterministic episodes (``evaluate_policy``); the final return is the
-    mean return of the last evaluation.
+    Train one model under the experiments' protocol (:mod:`sb3_ddpg_plus.experiments.protocol`: evaluations at step 0,
+    every ``eval_freq`` env steps and at the end, on a separate env seeded ``seed + EVAL_SEED_OFFSET``, with
+    ``n_eval_episodes`` deterministic episodes) and write its run file; the final return is the mean return of the
+    last evaluation.
 
     :param task: The run.
     :param out: Results folder.
@@ -203,9 +181,6 @@ def run_task(task: Task, out: Path, command: str = "") -> dict[str, Any]:
     :return: The record written.
     """
     import torch as th
-    from stable_baselines3.common.callbacks import BaseCallback
-    from stable_baselines3.common.evaluation import evaluate_policy
-    from stable_baselines3.common.vec_env import sync_envs_normalization
 
     from benchmarks.algos import deep_merge, get_algo, hyperparams_for, make_model
 
@@ -215,64 +190,30 @@ def run_task(task: Task, out: Path, command: str = "") -> dict[str, Any]:
     if hyperparams is None:
         raise FileNotFoundError(f"{task.algo} is not available for {task.env} (no tuned hyperparameters)")
     hyperparams = deep_merge(hyperparams, dict(task.overrides))
-    n_envs = int(hyperparams.get("n_envs", 1))
-    normalize = hyperparams.get("normalize", False)
-    train_env = _make_vec_env(task.env, task.seed, n_envs)
-    eval_env = _make_vec_env(task.env, task.seed + 10_000)
-    if normalize:
-        train_env = _wrap_normalize(train_env, normalize, training=True)
-        eval_env = _wrap_normalize(eval_env, normalize, training=False)
-    model = make_model(task.algo, train_env, hyperparams, task.seed)
 
-    # train_s: seconds of training (evaluations excluded) before each evaluation, for return-against-time curves
-    curve: dict[str, list[Any]] = {"timesteps": [], "train_s": [], "mean_return": [], "std_return": [], "returns": []}
-    episodes: dict[str, list[float]] = {"timesteps": [], "returns": []}
-    clock = {"eval_s": 0.0, "start": time.perf_counter()}
-
-    def evaluate(timesteps: int) -> None:
-        start = time.perf_counter()
-        curve["train_s"].append(round(start - clock["start"] - clock["eval_s"], 3))
-        if normalize:
-            sync_envs_normalization(train_env, eval_env)
-        returns, _ = evaluate_policy(
-            model, eval_env, n_eval_episodes=task.n_eval_episodes, deterministic=True, return_episode_rewards=True
-        )
-        clock["eval_s"] += time.perf_counter() - start
-        curve["timesteps"].append(int(timesteps))
-        curve["mean_return"].append(float(np.mean(returns)))
-        curve["std_return"].append(float(np.std(returns)))
-        curve["returns"].append([float(r) for r in returns])
-        train_s = time.perf_counter() - clock["start"] - clock["eval_s"]
+    def progress(result: TrainingResult) -> None:
+        timesteps, train_s = result.timesteps[-1], result.train_s[-1]
         rate = timesteps / train_s if train_s > 0 and timesteps else 0.0
         print(
-            f"[{task.label}] {timesteps}/{task.budget} steps: eval {curve['mean_return'][-1]:.1f} "
-            f"± {curve['std_return'][-1]:.1f} ({rate:.0f} steps/s)",
+            f"[{task.label}] {timesteps}/{task.budget} steps: eval {result.mean_returns[-1]:.1f} "
+            f"± {result.std_returns[-1]:.1f} ({rate:.0f} steps/s)",
             flush=True,
         )
 
-    class EvalCurve(BaseCallback):
-        """Evaluate every ``eval_freq`` env steps and collect the training episodes' returns."""
-
-        def __init__(self) -> None:
-            super().__init__()
-            self.next_eval = task.eval_freq
-
-        def _on_step(self) -> bool:
-            for info in self.locals.get("infos", []):
-                if "episode" in info:
-                    episodes["timesteps"].append(int(self.num_timesteps))
-                    episodes["returns"].append(float(info["episode"]["r"]))
-            if self.num_timesteps >= self.next_eval:
-                evaluate(self.num_timesteps)
-                self.next_eval += task.eval_freq
-            return True
-
     started = now_utc()
-    evaluate(0)
-    model.learn(total_timesteps=task.budget, callback=EvalCurve())
-    if curve["timesteps"][-1] != model.num_timesteps:
-        evaluate(model.num_timesteps)
-    wall = time.perf_counter() - clock["start"]
+    result = train_and_evaluate(
+        hyperparams,
+        task.env,
+        task.seed,
+        task.budget,
+        task.eval_freq,
+        task.n_eval_episodes,
+        make_model=lambda env: make_model(task.algo, env, hyperparams, task.seed),
+        on_evaluation=progress,
+        keep_model=True,
+    )
+    model = result.model
+    assert model is not None
     if task.save_model:
         path = model_path(out, task.env, task.algo, task.budget, task.seed)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -293,23 +234,24 @@ def run_task(task: Task, out: Path, command: str = "") -> dict[str, Any]:
             "freq": task.eval_freq,
             "n_episodes": task.n_eval_episodes,
             "deterministic": True,
-            "env_seed": task.seed + 10_000,
-            **curve,
+            "env_seed": task.seed + EVAL_SEED_OFFSET,
+            "timesteps": result.timesteps,
+            "train_s": result.train_s,
+            "mean_return": result.mean_returns,
+            "std_return": result.std_returns,
+            "returns": result.returns,
         },
-        "final_return": curve["mean_return"][-1],
-        "train_episodes": episodes,
-        "wall_time_s": round(wall, 2),
-        "eval_time_s": round(clock["eval_s"], 2),
-        "steps_per_s": round(model.num_timesteps / max(wall - clock["eval_s"], 1e-9), 2),
+        "final_return": result.score(),
+        "train_episodes": {"timesteps": result.episode_timesteps, "returns": result.episode_returns},
+        "wall_time_s": round(result.wall_s, 2),
+        "eval_time_s": round(result.eval_s, 2),
+        "steps_per_s": round(result.num_timesteps / max(result.wall_s - result.eval_s, 1e-9), 2),
         "started": started,
         "finished": now_utc(),
         "command": command,
-        "versions": versions(),
-        "machine": machine_info(),
+        **system_info(),
     }
-    atomic_write_json(run_path(out, task.env, task.algo, task.budget, task.seed), record)
-    train_env.close()
-    eval_env.close()
+    write_json(run_path(out, task.env, task.algo, task.budget, task.seed), record)
     return record
 
 
@@ -319,7 +261,7 @@ def _worker(task: Task, out: Path, command: str) -> tuple[Task, dict[str, Any] |
         return task, run_task(task, out, command), None
     except Exception:
         error = traceback.format_exc()
-        atomic_write_json(
+        write_json(
             run_path(out, task.env, task.algo, task.budget, task.seed),
             {"schema": SCHEMA, "status": "failed", **asdict(task), "error": error, "finished": now_utc()},
         )

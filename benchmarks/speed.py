@@ -38,18 +38,10 @@ from stable_baselines3.common.vec_env import DummyVecEnv
 from torch import nn
 from torch.nn import functional as F
 
-from benchmarks.common import (
-    RESULTS_DIR,
-    atomic_write_json,
-    atomic_write_text,
-    command_line,
-    is_stand_in,
-    load_ddpg_plus,
-    machine_info,
-    make_env,
-    now_utc,
-    versions,
-)
+from benchmarks.common import RESULTS_DIR, command_line, now_utc
+from sb3_ddpg_plus import DDPGPlus
+from sb3_ddpg_plus.experiments.envs import make_env
+from sb3_ddpg_plus.experiments.records import system_info, write_file, write_json
 
 DEFAULT_ENVS = ("Pendulum-v1", "HalfCheetahBulletEnv-v0")
 DEFAULT_ARCHS = ((64, 64), (400, 300))
@@ -815,7 +807,6 @@ def run_case(
     seed: int,
     learn_steps: int,
     train_steps: int,
-    stand_in: bool = False,
     quick: bool = False,
 ) -> dict[str, Any]:
     """
@@ -829,7 +820,6 @@ def run_case(
     :param seed: Seed.
     :param learn_steps: Env steps per ``learn()`` measurement.
     :param train_steps: Gradient steps per ``train()`` measurement (K).
-    :param stand_in: Upstream DDPG stands in for DDPGPlus (no autograd-only variant then).
     :param quick: Smoke-test budgets: a smaller buffer fill before ``train()`` timing, a shorter GEMM probe.
     :return: Raw per-repeat figures, their medians, the ratios, warm-up times, parameter counts and the FLOP bound.
     """
@@ -851,8 +841,7 @@ def run_case(
     }
     floor_kwargs = dict(obs_dim=obs_dim, action_dim=action_dim, arch=list(arch), steps=train_steps, seed=seed)
     plan["train"]["floor"] = ("sb3", "floor", floor_kwargs)
-    if not stand_in:
-        plan["train"]["ours_autograd"] = ("ours", "train", dict(train, autograd_only=True))
+    plan["train"]["ours_autograd"] = ("ours", "train", dict(train, autograd_only=True))
 
     warmup, params = setup_timers(workers, plan)
 
@@ -1018,7 +1007,6 @@ def render_markdown(report: dict[str, Any]) -> str:
     :return: ``speed.md``.
     """
     machine, vers, settings = report["machine"], report["versions"], report["settings"]
-    ours_label = "DDPGPlus" + (" (STAND-IN: upstream DDPG)" if report["stand_in"] else "")
     has_sbx = report.get("sbx", {}).get("measured", False)
     libs = ["sb3", "ours", "sbx"] if has_sbx else ["sb3", "ours"]
     lib_cols = " | ".join(LIBRARIES[name] for name in libs)
@@ -1039,7 +1027,6 @@ def render_markdown(report: dict[str, Any]) -> str:
         f"pinned: {settings.get('pinning', 'not pinned')}; {settings['repeats']} alternated repeats (order flips each "
         "repeat, one process computes at a time), medians reported; ratios are medians of the per-repeat ratios "
         "(range in brackets). Warm-up (first calls, JAX compilation) is excluded from every rate and reported at the end.",
-        f"- Ours: {ours_label}.",
         *sbx_lines(report),
         "",
         *target_lines(report),
@@ -1283,7 +1270,6 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         value = getattr(args, option, None)
         if value is not None and value < 1:
             raise ValueError(f"--{option.replace('_', '-')} must be >= 1, got {value}")
-    ours_cls = load_ddpg_plus()
     libraries = ["sb3", "ours"]
     sbx_reason = "--no-sbx" if getattr(args, "no_sbx", False) else sbx_missing_reason()
     if sbx_reason is None:
@@ -1298,10 +1284,8 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     report: dict[str, Any] = {
         "command": command_line(),
         "date": now_utc(),
-        "machine": machine_info(),
-        "versions": versions(),
+        **system_info(),
         "settings": {"torch_threads": th.get_num_threads(), "repeats": repeats, "quick": args.quick, "seed": args.seed},
-        "stand_in": is_stand_in(ours_cls),
         "cases": [],
         "buffers": [],
     }
@@ -1328,20 +1312,19 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
                     args.seed,
                     learn_steps=getattr(args, "learn_steps", None) or learn_steps,
                     train_steps=getattr(args, "train_steps", None) or train_steps,
-                    stand_in=is_stand_in(ours_cls),
                     quick=args.quick,
                 )
                 report["cases"].append(case)
                 print(f"{progress_line(case)} [{time.perf_counter() - start:.0f}s]", flush=True)
             if not args.no_buffer:
-                report["buffers"].append(buffer_case(ours_cls, env_id))
+                report["buffers"].append(buffer_case(DDPGPlus, env_id))
     finally:
         for worker in workers.values():
             worker.close()
     report["elapsed_s"] = round(time.perf_counter() - start, 1)
     args.out.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(args.out / "speed.json", report)
-    atomic_write_text(args.out / "speed.md", render_markdown(report))
+    write_json(args.out / "speed.json", report)
+    write_file(args.out / "speed.md", render_markdown(report))
     print(f"[speed] wrote {args.out / 'speed.md'} and speed.json in {report['elapsed_s']}s", flush=True)
     return report
 

@@ -39,9 +39,9 @@ def load_library(name: str) -> type:
 
         return DDPG
     if name == "ours":
-        from benchmarks.common import load_ddpg_plus
+        from sb3_ddpg_plus import DDPGPlus
 
-        return load_ddpg_plus()
+        return DDPGPlus
     if name == "sbx":
         from sbx import DDPG as SbxDDPG
 

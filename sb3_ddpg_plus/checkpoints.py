@@ -37,18 +37,22 @@ def _final_path(path: "str | os.PathLike[str]", suffix: str) -> Path:
     return final.with_suffix(f".{suffix}") if final.suffix == "" else final
 
 
-def atomic_write(path: "str | os.PathLike[str]", write: Callable[[str], object], suffix: str) -> Path:
+def atomic_write(path: "str | os.PathLike[str]", write: Callable[[str], object], suffix: str | None = None) -> Path:
     """
-    Write a file through a temporary file and an atomic rename.
+    Write a file through a temporary file in the same folder and an atomic rename (``os.replace``): a reader, or a
+    process killed mid-write, sees the old file or the new one, never half of one. The package's one atomic writer:
+    models, buffers, hyperparameter files and the result files of ``tuning/`` and ``benchmarks/`` all go through it.
 
-    :param path: Destination (``suffix`` is appended when it has none, as SB3 does)
+    :param path: Destination
     :param write: Function that writes the file at the path it is given
-    :param suffix: File suffix without the dot (``"zip"``, ``"pkl"``)
+    :param suffix: File suffix without the dot (``"zip"``, ``"pkl"``) for writers that append one themselves, as SB3's
+        ``save`` does: it ends the temporary name and is appended to ``path`` when that has none. ``None`` (text and
+        other plain writers) writes to ``path`` exactly.
     :return: The final path
     """
-    final = _final_path(path, suffix)
+    final = _final_path(path, suffix) if suffix else Path(path)
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.with_name(f".{final.stem}.{os.getpid()}.tmp.{suffix}")
+    tmp = final.with_name(f".{final.stem}.{os.getpid()}.tmp.{suffix}" if suffix else f".{final.name}.{os.getpid()}.tmp")
     try:
         write(str(tmp))
         with open(tmp, "rb") as handle:

@@ -20,7 +20,6 @@ A file may also hold several environments at its top level (``Pendulum-v1: {...}
 """
 
 import os
-import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ import yaml
 from stable_baselines3.common.utils import LinearSchedule
 from torch import nn
 
+from sb3_ddpg_plus.checkpoints import atomic_write
 from sb3_ddpg_plus.ddpg_plus import DDPGPlus
 
 RUNNER_KEYS = ("n_timesteps", "n_envs", "normalize")
@@ -340,35 +340,7 @@ def dump_hyperparams(hyperparams: Mapping[str, Any], path: "str | os.PathLike[st
     :param header: Optional comment lines written at the top (e.g. the command that produced them)
     """
     validate_hyperparameters(hyperparams)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     text = yaml.safe_dump(dict(hyperparams), sort_keys=False, default_flow_style=None)
     if header:
         text = "".join(f"# {line}\n" for line in header.splitlines()) + text
-    write_text_atomic(path, text)
-
-
-def write_text_atomic(path: "str | os.PathLike[str]", text: str) -> None:
-    """
-    Write a text file through a temporary file in the same folder and ``os.replace`` (atomic on POSIX): a crash
-    leaves either the old file or the new one, never half of one.
-
-    :param path: Destination (its folder is created if needed)
-    :param text: Content
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        # mkstemp creates 0600 files: give the result the permissions a plain open() would have
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))

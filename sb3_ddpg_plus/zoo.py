@@ -13,8 +13,10 @@ continuous-action algorithm:
 - ``plot_train``, ``all_plots`` and ``plot_from_file`` (the zoo's plots; they read log folders, any algorithm).
 
 Without ``--conf-file``, ``train`` uses the package's default hyperparameters
-(``sb3_ddpg_plus/hyperparams/ddpg_plus.yml``). ``--gym-packages pybullet_envs_gymnasium`` registers the PyBullet
-tasks. Everything these commands import is in the ``zoo`` extra: ``pip install "sb3_ddpg_plus[zoo]"``.
+(``sb3_ddpg_plus/hyperparams/ddpg_plus.yml``). ``-optimize`` searches the space of ``python -m tuning``
+(:mod:`sb3_ddpg_plus.experiments.search_space`, minus the budget-bound knobs, which stay the file's).
+``--gym-packages pybullet_envs_gymnasium`` registers the PyBullet tasks. Everything these commands import is in the
+``zoo`` extra: ``pip install "sb3_ddpg_plus[zoo]"``.
 """
 
 import contextlib
@@ -30,80 +32,10 @@ from pathlib import Path
 from typing import Any
 
 from sb3_ddpg_plus.ddpg_plus import DDPGPlus
+from sb3_ddpg_plus.experiments.search_space import convert_ddpg_plus_params, sample_ddpg_plus_params
 
 ALGO_NAME = "ddpg_plus"
 DEFAULT_HYPERPARAMS = Path(__file__).parent / "hyperparams" / "ddpg_plus.yml"
-NET_ARCHS = {"small": [64, 64], "medium": [256, 256], "big": [400, 300]}
-NOISE_TYPES = ("none", "normal", "ornstein-uhlenbeck", "param", "param+normal")
-
-
-def convert_ddpg_plus_params(params: dict[str, Any]) -> dict[str, Any]:
-    """
-    Turn a trial's flat parameters (as sampled by :func:`sample_ddpg_plus_params`) into DDPGPlus keyword arguments.
-    Used by the zoo for ``--trial-id``. "none" noise means no noise at all (the zoo's own sampler keeps the yml's).
-
-    :param params: ``trial.params``
-    :return: Constructor keyword arguments (plain data for the noises)
-    """
-    hyperparams: dict[str, Any] = {
-        "gamma": 1 - params["one_minus_gamma"],
-        "actor_learning_rate": params["actor_learning_rate"],
-        "critic_learning_rate": params["critic_learning_rate"],
-        "batch_size": 2 ** params["batch_size_pow"],
-        "tau": params["tau"],
-        "train_freq": params["train_freq"],
-        "gradient_steps": params["train_freq"],  # update-to-data ratio of 1 (n_envs=1), as the zoo does
-        "n_steps": params["n_steps"],
-        "policy_kwargs": {
-            "net_arch": NET_ARCHS[params["net_arch"]],
-            "actor_layer_norm": params["layer_norm"],
-            "critic_layer_norm": params["layer_norm"],
-        },
-        "action_noise": {"type": "none"},
-        "param_noise": None,
-    }
-    noise_type = params["noise_type"]
-    if noise_type in ("normal", "param+normal"):
-        hyperparams["action_noise"] = {"type": "normal", "sigma": params["noise_std"]}
-    elif noise_type == "ornstein-uhlenbeck":
-        hyperparams["action_noise"] = {"type": "ornstein-uhlenbeck", "sigma": params["ou_sigma"]}
-    if noise_type.startswith("param"):
-        std = params["param_noise_std"]
-        hyperparams["param_noise"] = {"initial_stddev": std, "desired_action_stddev": std}
-    if params.get("td3_tricks", False):
-        hyperparams.update(n_critics=2, policy_delay=2, target_policy_noise=0.2, target_noise_clip=0.5)
-    return hyperparams
-
-
-def sample_ddpg_plus_params(trial: Any, n_actions: int, n_envs: int, additional_args: dict[str, Any]) -> dict[str, Any]:
-    """
-    Optuna sampler with rl-zoo3's signature (``-optimize``), over DDPGPlus's knobs. Sigma ranges differ per noise type
-    (an OU sigma is not a Gaussian sigma).
-
-    :param trial: The Optuna trial
-    :param n_actions: Action dimension (unused: noises are built from plain data)
-    :param n_envs: Number of environments (unused)
-    :param additional_args: Zoo extras (unused)
-    :return: Constructor keyword arguments
-    """
-    trial.suggest_float("one_minus_gamma", 1e-4, 0.05, log=True)
-    trial.suggest_float("actor_learning_rate", 1e-5, 2e-3, log=True)
-    trial.suggest_float("critic_learning_rate", 1e-5, 2e-3, log=True)
-    trial.suggest_int("batch_size_pow", 5, 9)
-    trial.suggest_float("tau", 1e-3, 0.05, log=True)
-    trial.suggest_categorical("train_freq", [1, 4, 8])
-    trial.suggest_categorical("n_steps", [1, 3])
-    trial.suggest_categorical("net_arch", list(NET_ARCHS))
-    trial.suggest_categorical("layer_norm", [False, True])
-    trial.suggest_categorical("td3_tricks", [False, True])
-    noise_type = trial.suggest_categorical("noise_type", list(NOISE_TYPES))
-    if noise_type in ("normal", "param+normal"):
-        trial.suggest_float("noise_std", 0.02, 0.5)
-    elif noise_type == "ornstein-uhlenbeck":
-        trial.suggest_float("ou_sigma", 0.05, 1.0)
-    if noise_type.startswith("param"):
-        trial.suggest_float("param_noise_std", 0.02, 0.5, log=True)
-    return convert_ddpg_plus_params(trial.params)
 
 
 def register() -> None:

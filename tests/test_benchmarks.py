@@ -1,4 +1,7 @@
-"""Tests of ``benchmarks/``: statistics, the grid runner (resume, shard), the report, the speed script and the GIF."""
+"""
+Tests of ``benchmarks/``: the algorithm registry, the grid runner (resume, shard), the report, the speed script and the
+GIF. The statistics, the protocol and the zoo's hyperparameters are the package's (``test_experiments.py``).
+"""
 
 from __future__ import annotations
 
@@ -6,125 +9,18 @@ import argparse
 import csv
 import itertools
 import json
-import re
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from benchmarks import algos, report, runner, speed, stats
-from benchmarks.common import atomic_write_json, atomic_write_text
+from benchmarks import algos, report, runner, speed
 from benchmarks.profiles import PROFILES, Entry
-from benchmarks.zoo_hyperparams import ZOO_HYPERPARAMS
-
-
-# ---------------------------------------------------------------------------------------------------------------- stats
-@pytest.mark.parametrize(
-    "scores, expected",
-    [
-        ([3.0], 3.0),
-        ([1.0, 2.0, 9.0], 4.0),  # n < 4: nothing is cut, plain mean
-        ([1.0, 2.0, 3.0, 100.0], 2.5),  # one cut at each end
-        ([8.0, 1.0, 7.0, 2.0, 6.0, 3.0, 5.0, 4.0], 4.5),  # unsorted input, two cut at each end
-        ([-5.0, 0.0, 1.0, 2.0, 50.0], 1.0),  # n=5: floor(1.25)=1 cut at each end
-    ],
-)
-def test_iqm_known_values(scores, expected):
-    assert stats.iqm(scores) == pytest.approx(expected)
-
-
-def test_iqm_matches_scipy_trim_mean():
-    from scipy import stats as scipy_stats  # the dev extra's reference: a missing scipy fails instead of skipping
-
-    rng = np.random.default_rng(0)
-    for n in range(1, 30):
-        x = rng.normal(size=n)
-        assert stats.iqm(x) == pytest.approx(scipy_stats.trim_mean(x, 0.25))
-        assert stats.iqm_rows(x[None, :])[0] == pytest.approx(stats.iqm(x))
-
-
-def test_iqm_empty_raises():
-    with pytest.raises(ValueError, match="empty"):
-        stats.iqm([])
-
-
-def test_bootstrap_ci_matches_brute_force_enumeration():
-    # With 4 runs there are 4**4 equally likely resamples: the exact bootstrap distribution of the IQM.
-    x = np.array([0.0, 1.0, 3.0, 10.0])
-    exact = np.array([stats.iqm(x[list(idx)]) for idx in itertools.product(range(4), repeat=4)])
-    exact_low, exact_high = np.percentile(exact, [2.5, 97.5])
-    point, low, high = stats.stratified_bootstrap_ci([x], n_boot=100_000, seed=1)
-    assert point == pytest.approx(stats.iqm(x))
-    assert low == pytest.approx(exact_low, abs=0.05)
-    assert high == pytest.approx(exact_high, abs=0.05)
-
-
-def test_bootstrap_ci_is_stratified_by_task():
-    # Task A has three 0s, task B one 1: a stratified resample always holds three 0s and one 1, so the mean of every
-    # resample is exactly 0.25 (pooled resampling would vary).
-    point, low, high = stats.stratified_bootstrap_ci([[0.0, 0.0, 0.0], [1.0]], statistic=lambda a: a.mean(axis=1), n_boot=500)
-    assert (point, low, high) == pytest.approx((0.25, 0.25, 0.25))
-
-
-def test_bootstrap_ci_constant_and_reproducible():
-    assert stats.stratified_bootstrap_ci([[7.0] * 5]) == pytest.approx((7.0, 7.0, 7.0))
-    x = np.random.default_rng(3).normal(size=6)
-    assert stats.stratified_bootstrap_ci([x], seed=5) == stats.stratified_bootstrap_ci([x], seed=5)
-    point, low, high = stats.stratified_bootstrap_ci([x])
-    assert low <= point <= high
-
-
-def test_probability_of_improvement_known_values():
-    assert stats.probability_of_improvement([[2.0, 3.0]], [[0.0, 1.0]]) == 1.0
-    assert stats.probability_of_improvement([[0.0, 1.0]], [[2.0, 3.0]]) == 0.0
-    assert stats.probability_of_improvement([[1.0]], [[1.0]]) == 0.5  # a tie counts half
-    assert stats.probability_of_improvement([[1.0, 2.0]], [[1.5]]) == 0.5
-    # Averaged over tasks: 1.0 on the first, 0.0 on the second.
-    assert stats.probability_of_improvement([[1.0], [0.0]], [[0.0], [1.0]]) == 0.5
-
-
-def test_probability_of_improvement_matches_pairwise_loop():
-    rng = np.random.default_rng(0)
-    x, y = rng.integers(0, 4, size=5).astype(float), rng.integers(0, 4, size=7).astype(float)  # integers: ties occur
-    brute = np.mean([1.0 if a > b else 0.5 if a == b else 0.0 for a in x for b in y])
-    assert stats.probability_of_improvement([x], [y]) == pytest.approx(brute)
-    point, low, high = stats.probability_of_improvement_ci([x], [y], n_boot=500)
-    assert point == pytest.approx(brute)
-    assert 0.0 <= low <= point <= high <= 1.0
-
-
-def test_probability_of_improvement_rejects_mismatched_tasks():
-    with pytest.raises(ValueError):
-        stats.probability_of_improvement([[1.0]], [[1.0], [2.0]])
-
-
-def test_mean_ci_band_contains_mean():
-    values = np.random.default_rng(0).normal(size=(5, 4))
-    mean, low, high = stats.mean_ci(values)
-    assert mean == pytest.approx(values.mean(axis=0))
-    assert np.all(low <= mean) and np.all(mean <= high)
+from sb3_ddpg_plus.experiments.records import write_file, write_json
 
 
 # ------------------------------------------------------------------------------------------------------- hyperparameters
-def test_zoo_table_matches_installed_rl_zoo3():
-    rl_zoo3 = pytest.importorskip("rl_zoo3")
-    yaml = pytest.importorskip("yaml")
-    folder = Path(rl_zoo3.__file__).parent / "hyperparams"
-    for algo_file in ("ddpg.yml", "td3.yml"):
-        with open(folder / algo_file, encoding="utf-8") as file:
-            zoo = yaml.safe_load(file)  # plain data; the policy_kwargs strings are parsed below, never evaluated
-        for env_id, ours in ZOO_HYPERPARAMS.items():
-            theirs = dict(zoo[env_id])
-            for key in ("n_timesteps", "gamma", "buffer_size", "learning_starts", "batch_size", "learning_rate"):
-                assert ours.get(key) == theirs.get(key), (algo_file, env_id, key)
-            assert ours["action_noise"]["type"] == theirs["noise_type"], (algo_file, env_id)
-            assert ours["action_noise"]["sigma"] == theirs["noise_std"], (algo_file, env_id)
-            match = re.search(r"net_arch=\[([\d, ]+)\]", theirs.get("policy_kwargs", ""))
-            expected_arch = [int(w) for w in match.group(1).split(",")] if match else None
-            assert ours.get("policy_kwargs", {}).get("net_arch") == expected_arch, (algo_file, env_id)
-
-
 def test_hyperparams_for_variants():
     base = algos.hyperparams_for("sb3_ddpg", "Pendulum-v1", budget=1234)
     assert base["n_timesteps"] == 1234 and base["gamma"] == 0.98 and base["policy_kwargs"] == {"net_arch": [400, 300]}
@@ -144,7 +40,7 @@ def test_hyperparams_for_variants():
 def test_tuned_variant_needs_a_file(tmp_path):
     assert algos.hyperparams_for("ddpg_plus_tuned", "Pendulum-v1", tuned_dir=tmp_path) is None
     pytest.importorskip("sb3_ddpg_plus.hyperparams")
-    atomic_write_text(tmp_path / "Pendulum-v1.yml", "policy: MlpPolicy\ngamma: 0.9\nn_timesteps: 500\n")
+    write_file(tmp_path / "Pendulum-v1.yml", "policy: MlpPolicy\ngamma: 0.9\nn_timesteps: 500\n")
     tuned = algos.hyperparams_for("ddpg_plus_tuned", "Pendulum-v1", budget=100, tuned_dir=tmp_path)
     assert tuned["gamma"] == 0.9 and tuned["n_timesteps"] == 100  # the benchmark's budget wins
 
@@ -204,7 +100,8 @@ def test_runner_writes_run_file_and_resumes(tmp_path):
     assert record["eval"]["timesteps"] == [0, 30, 60] and len(record["eval"]["returns"][-1]) == 1
     assert record["final_return"] == record["eval"]["mean_return"][-1]
     assert record["hyperparams"]["learning_starts"] == 20 and record["hyperparams"]["gamma"] == 0.98
-    assert record["versions"]["stable_baselines3"] != "-" and record["steps_per_s"] > 0
+    assert record["versions"]["Stable-Baselines3"] != "-" and record["steps_per_s"] > 0
+    assert record["machine"]["cpu_model"] and record["eval"]["env_seed"] == 10_000
     assert record["algo_class"] == "stable_baselines3.ddpg.ddpg.DDPG"
     assert not list(tmp_path.rglob("*.tmp"))  # atomic writes leave nothing behind
     mtime = path.stat().st_mtime_ns
@@ -212,7 +109,7 @@ def test_runner_writes_run_file_and_resumes(tmp_path):
     assert runner.run_grid(tasks, tmp_path, jobs=1) == (0, 2, 0)
     assert path.stat().st_mtime_ns == mtime
     # A failed (or half-written) run is run again.
-    atomic_write_json(path, {"schema": 1, "status": "failed"})
+    write_json(path, {"schema": 1, "status": "failed"})
     assert not runner.is_done(path)
     assert runner.run_grid(tasks, tmp_path, jobs=1) == (1, 1, 0)
 
@@ -274,8 +171,8 @@ def test_report_on_synthetic_runs(tmp_path):
     }
     for (env, algo), values in finals.items():
         for seed, final in enumerate(values):
-            atomic_write_json(runner.run_path(tmp_path, env, algo, 1000, seed), _synthetic_run(env, algo, seed, final))
-    atomic_write_json(tmp_path / "runs" / "junk.json", {"status": "failed"})  # ignored
+            write_json(runner.run_path(tmp_path, env, algo, 1000, seed), _synthetic_run(env, algo, seed, final))
+    write_json(tmp_path / "runs" / "junk.json", {"status": "failed"})  # ignored
     out = tmp_path / "report"
     parser = argparse.ArgumentParser()
     report.add_arguments(parser)

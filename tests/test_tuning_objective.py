@@ -7,11 +7,10 @@ import pytest
 from optuna.trial import TrialState
 
 import tuning.objective as objective_module
+from sb3_ddpg_plus.experiments.protocol import TrainingResult
 from tuning.config import StudyConfig, StudyConfigError
 from tuning.objective import Objective, trial_seeds
 from tuning.scoring import load_reference_scores
-from tuning.search_space import sample_hyperparams
-from tuning.training import train_and_evaluate
 
 REFERENCES = {
     env_id: {"random": ref.random, "reference": ref.reference}
@@ -35,6 +34,7 @@ FAST_PARAMS = {
     "td3_tricks": False,
     "noise_type": "normal",
     "normal_sigma": 0.1,
+    "prioritized": None,
 }
 
 
@@ -72,8 +72,8 @@ def test_objective_scores_every_env_and_seed_and_records_seeds():
 def test_no_report_during_warmup_and_steps_on_a_global_grid():
     config = _config(env_ids=("Pendulum-v1", "MountainCarContinuous-v0"), budget=400)
     trial = _run_one(config, {**FAST_PARAMS, "learning_starts": 100})
-    # Evaluations at 100..400 in each run; the one at 100 is not before learning_starts, so reported.
-    # Run 1 (MountainCar) reports at 400 + t.
+    # Evaluations at 0 (before learning_starts: not reported) and 100..400 in each run; the one at 100 is not before
+    # learning_starts, so reported. Run 1 (MountainCar) reports at 400 + t.
     assert sorted(trial.intermediate_values) == [100, 200, 300, 400, 500, 600, 700, 800]
     assert all(math.isfinite(value) for value in trial.intermediate_values.values())
 
@@ -108,10 +108,10 @@ def test_diverged_run_is_pruned_by_the_floor_after_warmup():
 
 @pytest.mark.parametrize("failure", ["nan_eval", "floating_point_error"])
 def test_non_finite_training_is_pruned_not_failed(monkeypatch, failure):
-    def fake_train(hyperparams, env_id, seed, budget, eval_freq, n_eval_episodes, hook=None, model_overrides=None):
-        assert model_overrides == {"check_numerics": True}
+    def fake_train(hyperparams, env_id, seed, budget, eval_freq, n_eval_episodes, on_evaluation=None, model_kwargs=None):
+        assert model_kwargs == {"check_numerics": True}
         if failure == "nan_eval":
-            hook(100, float("nan"))
+            on_evaluation(TrainingResult(timesteps=[100], returns=[[float("nan")]]))
         raise FloatingPointError("non-finite critic loss")
 
     monkeypatch.setattr(objective_module, "train_and_evaluate", fake_train)
@@ -130,12 +130,3 @@ def test_config_validation_and_mismatch():
     first, second = _config(), _config(budget=500)
     assert first.mismatches(StudyConfig.from_dict(first.to_dict())) == []
     assert first.mismatches(second) == ["budget: 400 != 500 (study)"]
-
-
-def test_evaluation_grid_includes_the_budget_and_ignores_overshoot():
-    # train_freq 64 makes SB3 collect past the budget (250 -> 256); evaluations stay on the grid + the budget.
-    hyperparams = sample_hyperparams(optuna.trial.FixedTrial({**FAST_PARAMS, "train_freq": 64}), budget=250)
-    result = train_and_evaluate(hyperparams, "Pendulum-v1", seed=0, budget=250, eval_freq=100, n_eval_episodes=1)
-    assert result.timesteps == [100, 200, 250]
-    assert result.final_score(window=2) == pytest.approx(sum(result.mean_returns[-2:]) / 2)
-    assert result.final_score(window=3, after=150) == pytest.approx(sum(result.mean_returns[1:]) / 2)

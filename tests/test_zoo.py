@@ -7,7 +7,7 @@ import optuna
 import pytest
 
 from sb3_ddpg_plus import DDPGPlus, zoo
-from sb3_ddpg_plus.zoo import NOISE_TYPES, convert_ddpg_plus_params, sample_ddpg_plus_params
+from sb3_ddpg_plus.experiments.search_space import NOISE_TYPES, convert_ddpg_plus_params, sample_ddpg_plus_params
 
 pytest.importorskip("rl_zoo3")
 
@@ -139,5 +139,15 @@ def test_sampler_covers_noise_types_and_none_means_none():
             assert kwargs["action_noise"] == {"type": "none"} and kwargs["param_noise"] is None
         # the converter alone rebuilds the same kwargs (used by --trial-id)
         assert convert_ddpg_plus_params(trial.params) == kwargs
+        # the zoo's file keeps the policy and, without a budget, the buffer size and warm-up
+        assert not {"policy", "buffer_size", "learning_starts"} & set(kwargs)
         study.tell(trial, 0.0)
     assert seen == set(NOISE_TYPES)
+
+
+def test_zoo_registers_the_shared_search_space():
+    import rl_zoo3.hyperparams_opt as hyperparams_opt
+
+    zoo.register()
+    assert hyperparams_opt.HYPERPARAMS_SAMPLER["ddpg_plus"] is sample_ddpg_plus_params
+    assert hyperparams_opt.HYPERPARAMS_CONVERTER["ddpg_plus"] is convert_ddpg_plus_params

@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from sb3_ddpg_plus.experiments.search_space import NET_ARCHS
 from tuning.config import StudyConfig, StudyConfigError
-from tuning.search_space import NET_ARCHS
 from tuning.storage import (
     DEFAULT_RUNS_DIR,
     STORAGE_ENV_VAR,
@@ -266,6 +266,7 @@ def _command_line(argv: Sequence[str]) -> str:
 def _cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     import torch
 
+    from sb3_ddpg_plus.experiments.envs import ensure_registered
     from tuning.export import completed_trials, export_best, write_trials_csv
     from tuning.study import (
         create_or_join,
@@ -276,7 +277,6 @@ def _cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         run_worker,
         state_counts,
     )
-    from tuning.training import ensure_registered
 
     torch.set_num_threads(args.torch_threads)
     for env_id in args.envs:
@@ -356,9 +356,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="[tuning] %(message)s")
+    from sb3_ddpg_plus.experiments.envs import UnknownEnvironmentError
     from tuning.scoring import MissingReferenceError
     from tuning.study import StudyNotFoundError
-    from tuning.training import UnknownEnvironmentError
 
     user_errors = (StorageError, StudyConfigError, StudyNotFoundError, MissingReferenceError, UnknownEnvironmentError)
     try:

@@ -7,8 +7,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from sb3_ddpg_plus.experiments.search_space import NET_ARCHS, SEARCH_SPACE_VERSION
 from tuning.scoring import ReferenceScore
-from tuning.search_space import NET_ARCHS, SEARCH_SPACE_VERSION
 
 CONFIG_ATTR = "config"
 
@@ -29,8 +29,9 @@ class StudyConfig:
     :param prune_warmup: pruning waits ``prune_warmup * budget`` timesteps past ``learning_starts`` in each run
     :param floor: a normalised running score below this (after warm-up) prunes the trial as diverged
     :param references: ``{env_id: {"random": R0, "reference": R1}}`` used for normalisation
-    :param net_archs: network sizes the search may use (names of :data:`tuning.search_space.NET_ARCHS`)
-    :param search_space_version: :data:`tuning.search_space.SEARCH_SPACE_VERSION` of the space that sampled it
+    :param net_archs: network sizes the search may use (names of ``NET_ARCHS`` in
+        :mod:`sb3_ddpg_plus.experiments.search_space`)
+    :param search_space_version: ``SEARCH_SPACE_VERSION`` of the space that sampled it (same module)
     """
 
     env_ids: tuple[str, ...]

@@ -16,7 +16,8 @@ import optuna
 import yaml
 from optuna.trial import FrozenTrial, TrialState
 
-from sb3_ddpg_plus.hyperparams import write_text_atomic
+from sb3_ddpg_plus.experiments.records import write_file
+from sb3_ddpg_plus.experiments.search_space import fixed_trial, sample_hyperparams
 from tuning.config import StudyConfig
 
 
@@ -59,11 +60,7 @@ def trial_hyperparams(trial: FrozenTrial, config: StudyConfig) -> dict[str, Any]
         hyperparams = dict(trial.user_attrs["hyperparams"])
     else:
         # Trials that never reached the objective body (e.g. enqueued by hand) are rebuilt from their params.
-        from tuning.search_space import sample_hyperparams
-
-        hyperparams = sample_hyperparams(
-            optuna.trial.FixedTrial(trial.params), budget=config.budget, net_archs=config.net_archs
-        )
+        hyperparams = sample_hyperparams(fixed_trial(trial.params), budget=config.budget, net_archs=config.net_archs)
     hyperparams["n_timesteps"] = config.budget
     return hyperparams
 
@@ -112,7 +109,7 @@ def export_best(
     :return: the exported trial
     """
     trial = select_trial(study, trial_number)
-    write_text_atomic(path, hyperparams_yaml(study, config, trial, notes))
+    write_file(path, hyperparams_yaml(study, config, trial, notes))
     return trial
 
 
@@ -165,4 +162,4 @@ def write_trials_csv(study: optuna.Study, path: str | Path) -> None:
     :param study: the study
     :param path: output CSV file
     """
-    write_text_atomic(path, trials_csv(study))
+    write_file(path, trials_csv(study))

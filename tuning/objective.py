@@ -1,6 +1,7 @@
 """
 The objective: train a sampled configuration on every (environment, seed) run of the study and return the mean
-normalised score.
+normalised score. Sampling and the train-and-evaluate protocol are the package's (:mod:`sb3_ddpg_plus.experiments`);
+this module adds what only a search needs: seeds per trial, normalisation, intermediate reports and pruning.
 
 Intermediate values are reported on a fixed grid of global steps (``run_index * budget + timesteps``) so that
 Optuna's median pruner compares trials at the same point of the same run. Three things differ from rl-zoo3's
@@ -21,10 +22,10 @@ from typing import NoReturn
 import numpy as np
 import optuna
 
+from sb3_ddpg_plus.experiments.protocol import TrainingResult, train_and_evaluate
+from sb3_ddpg_plus.experiments.search_space import sample_hyperparams
 from tuning.config import StudyConfig
 from tuning.scoring import ReferenceScore
-from tuning.search_space import sample_hyperparams
-from tuning.training import train_and_evaluate
 
 logger = logging.getLogger(__name__)
 
@@ -81,13 +82,13 @@ class Objective:
             reference = config.reference(env_id)
 
             def on_eval(
-                timesteps: int,
-                mean_return: float,
+                result: TrainingResult,
                 run_index: int = run_index,
                 env_id: str = env_id,
                 reference: ReferenceScore = reference,
             ) -> None:
                 # Loop variables bound as defaults: the hook runs inside this iteration only, but explicit is safer.
+                timesteps, mean_return = result.timesteps[-1], result.mean_returns[-1]
                 if not math.isfinite(mean_return):
                     self._prune(trial, f"non-finite evaluation on {env_id}")
                 if timesteps < learning_starts:
@@ -110,12 +111,12 @@ class Objective:
                     budget=config.budget,
                     eval_freq=config.eval_freq,
                     n_eval_episodes=config.eval_episodes,
-                    hook=on_eval,
-                    model_overrides={"check_numerics": True} if self.check_numerics else None,
+                    on_evaluation=on_eval,
+                    model_kwargs={"check_numerics": True} if self.check_numerics else None,
                 )
             except _UNTRAINABLE as error:
                 self._prune(trial, f"{type(error).__name__} on {env_id}: {error}", cause=error)
-            raw = result.final_score(config.score_window, after=learning_starts)
+            raw = result.score(config.score_window, after=learning_starts)
             if not math.isfinite(raw):
                 self._prune(trial, f"non-finite score on {env_id}")
             score = reference.normalise(raw)

@@ -3,8 +3,9 @@
 
 * ``best.yml`` and ``trials.csv`` (see :mod:`tuning.export`);
 * ``optimization_history.png``, ``param_importances.png``, ``intermediate_values.png`` (matplotlib);
-* ``REPORT.md``: the top configurations re-trained with fresh seeds (never used by the search), per-env
-  mean ± std of the raw return, and the IQM of the normalised scores with a 95 % stratified bootstrap interval.
+* ``REPORT.md``: the top configurations re-trained with fresh seeds (never used by the search) under the same
+  protocol (:mod:`sb3_ddpg_plus.experiments.protocol`), per-env mean ± std of the raw return, and the IQM of the
+  normalised scores with a 95 % stratified bootstrap interval (:mod:`sb3_ddpg_plus.experiments.stats`).
   A configuration picked as the maximum of many noisy trials looks better than it is; the re-training shows by how
   much (rl-zoo3 issues #86, #314, #458).
 """
@@ -18,11 +19,12 @@ from pathlib import Path
 import numpy as np
 import optuna
 
+from sb3_ddpg_plus.experiments.protocol import train_and_evaluate
+from sb3_ddpg_plus.experiments.records import write_file
+from sb3_ddpg_plus.experiments.stats import N_RESAMPLES, iqm, mean_std, stratified_bootstrap_ci
 from tuning.config import StudyConfig
-from tuning.export import completed_trials, export_best, trial_hyperparams, write_text_atomic, write_trials_csv
-from tuning.stats import iqm, mean_std, stratified_bootstrap_ci
+from tuning.export import completed_trials, export_best, trial_hyperparams, write_trials_csv
 from tuning.study import state_counts
-from tuning.training import train_and_evaluate
 
 logger = logging.getLogger(__name__)
 
@@ -78,7 +80,7 @@ def reevaluate(
                     eval_freq=min(config.eval_freq, budget),
                     n_eval_episodes=config.eval_episodes,
                 )
-                returns[env_id].append(result.final_score(config.score_window, after=int(hyperparams["learning_starts"])))
+                returns[env_id].append(result.score(config.score_window, after=int(hyperparams["learning_starts"])))
         normalised = np.array(
             [[config.reference(env_id).normalise(returns[env_id][i]) for env_id in config.env_ids] for i in range(n_seeds)]
         )
@@ -187,7 +189,7 @@ def render_report(
         lines += [
             f"Each configuration re-trained with {n_seeds} fresh seed(s) per environment for {budget} timesteps. "
             "Raw returns: mean ± std over seeds. Normalised: IQM over all (seed, environment) scores with a 95 % "
-            "stratified bootstrap interval (2000 resamples), and the mean for comparison with the search value.",
+            f"stratified bootstrap interval ({N_RESAMPLES:,} resamples), and the mean for comparison with the search value.",
             "",
             "| trial | search value | "
             + " | ".join(f"{env_id} return" for env_id in config.env_ids)
@@ -199,7 +201,8 @@ def render_report(
             for env_id in config.env_ids:
                 mean, std = mean_std(np.array(item.returns[env_id]))
                 cells.append(f"{_fmt(mean)} ± {_fmt(std)}")
-            point, low, high = stratified_bootstrap_ci(item.normalised, iqm)
+            # One column per environment: the bootstrap resamples seeds within each environment.
+            point, low, high = stratified_bootstrap_ci(list(item.normalised.T), iqm)
             lines.append(
                 f"| {item.trial_number} | {item.search_value:.3f} | "
                 + " | ".join(cells)
@@ -246,5 +249,5 @@ def write_report(
     budget = budget or config.budget
     reevaluations = reevaluate(study, config, top_k, n_seeds, budget) if top_k > 0 else []
     path = out_dir / "REPORT.md"
-    write_text_atomic(path, render_report(study, config, reevaluations, plots, n_seeds, budget))
+    write_file(path, render_report(study, config, reevaluations, plots, n_seeds, budget))
     return path

@@ -93,7 +93,7 @@ def measure_random_score(env_id: str, n_episodes: int = 20, seed: int = 0) -> tu
     :return: ``(mean, std)`` of the returns
     """
     # Imported here so that reading the table does not import gymnasium/pybullet.
-    from tuning.training import make_env
+    from sb3_ddpg_plus.experiments.envs import make_env
 
     env = make_env(env_id)
     try:

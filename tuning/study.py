@@ -10,7 +10,6 @@ import contextlib
 import hashlib
 import logging
 import os
-import platform
 import socket
 import time
 import warnings
@@ -23,9 +22,10 @@ from optuna.storages import BaseStorage
 from optuna.study import MaxTrialsCallback
 from optuna.trial import TrialState
 
+from sb3_ddpg_plus.experiments.records import system_info
+from sb3_ddpg_plus.experiments.search_space import fixed_trial, sample_hyperparams
 from tuning.config import CONFIG_ATTR, StudyConfig, StudyConfigError
 from tuning.objective import Objective
-from tuning.search_space import sample_hyperparams
 
 logger = logging.getLogger(__name__)
 
@@ -81,21 +81,6 @@ def _quiet_experimental() -> Iterator[None]:
         yield
 
 
-def _versions() -> dict[str, str]:
-    import stable_baselines3
-    import torch
-
-    import sb3_ddpg_plus
-
-    return {
-        "python": platform.python_version(),
-        "optuna": optuna.__version__,
-        "stable_baselines3": stable_baselines3.__version__,
-        "torch": torch.__version__,
-        "sb3_ddpg_plus": getattr(sb3_ddpg_plus, "__version__", "unknown"),
-    }
-
-
 def create_or_join(
     study_name: str,
     storage: BaseStorage,
@@ -123,7 +108,7 @@ def create_or_join(
     if stored is None:
         # First worker (or several started together with the same settings: same value, harmless race).
         study.set_user_attr(CONFIG_ATTR, config.to_dict())
-        study.set_user_attr("versions", _versions())
+        study.set_user_attr("versions", system_info(packages=("optuna",))["versions"])
         if command:
             study.set_user_attr("command", command)
         return study
@@ -152,7 +137,8 @@ def enqueue_params(study: optuna.Study, config: StudyConfig, path: str | Path) -
         raise StudyConfigError(f"cannot read --enqueue file {path}: {error}") from None
     if not isinstance(params, dict):
         raise StudyConfigError(f"--enqueue file {path} must be a mapping of search-space params")
-    fixed = optuna.trial.FixedTrial(params)
+    # Parameters added to the space since the file was written take the values that reproduce the older space.
+    fixed = fixed_trial(params)
     try:
         with warnings.catch_warnings():
             # FixedTrial only warns about values outside a distribution; here that is an error.
@@ -163,7 +149,7 @@ def enqueue_params(study: optuna.Study, config: StudyConfig, path: str | Path) -
     unused = sorted(set(params) - set(fixed.params))
     if unused:
         raise StudyConfigError(f"--enqueue file {path} has params the search space does not use here: {unused}")
-    study.enqueue_trial(params, skip_if_exists=True)
+    study.enqueue_trial(fixed.params, skip_if_exists=True)
 
 
 def load_existing(study_name: str, storage: BaseStorage) -> tuple[optuna.Study, StudyConfig]:
