@@ -38,6 +38,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv
 from torch import nn
 from torch.nn import functional as F
 
+from benchmarks import replay_cost
 from benchmarks.common import RESULTS_DIR, command_line, now_utc
 from sb3_ddpg_plus import DDPGPlus
 from sb3_ddpg_plus.experiments.envs import make_env
@@ -1191,6 +1192,8 @@ def render_markdown(report: dict[str, Any]) -> str:
         "Raw per-repeat figures: `speed.json` beside this file.",
         "",
     ]
+    if report.get("prioritized"):
+        lines[-2:-2] = [*replay_cost.markdown(report["prioritized"])]
     return "\n".join(lines)
 
 
@@ -1230,6 +1233,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--out", type=Path, default=RESULTS_DIR, help="folder for speed.md and speed.json (default benchmarks/results)"
     )
     parser.add_argument("--no-buffer", action="store_true", help="skip the replay-buffer size table")
+    parser.add_argument(
+        "--no-prioritized", action="store_true", help="skip the prioritized-replay sampling cost table (PER, LAP)"
+    )
 
 
 def progress_line(case: dict[str, Any]) -> str:
@@ -1318,6 +1324,14 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
                 print(f"{progress_line(case)} [{time.perf_counter() - start:.0f}s]", flush=True)
             if not args.no_buffer:
                 report["buffers"].append(buffer_case(DDPGPlus, env_id))
+        if not getattr(args, "no_prioritized", False):
+            # In this process, pinned to the workers' core: sampling + priority update next to a [64, 64] update
+            if core is not None and hasattr(os, "sched_setaffinity"):
+                os.sched_setaffinity(0, {core})
+            report["prioritized"] = replay_cost.measure(
+                repeats=repeats, calls=50 if args.quick else 200, fill=2_000 if args.quick else replay_cost.FILL
+            )
+            print(f"[speed] prioritized replay: {report['prioritized']['share_of_update']}", flush=True)
     finally:
         for worker in workers.values():
             worker.close()
