@@ -264,6 +264,68 @@ def verdicts(env: str, rows: Sequence[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def checkpoints_for(budget: int, eval_freq: int) -> list[int]:
+    """
+    :param budget: Env steps of the runs
+    :param eval_freq: Their evaluation period
+    :return: The steps read off the learning curves: 5k, 10k, 20k, 50k, 100k, ... up to the budget, where evaluated
+    """
+    marks = [mark for mark in (5_000, 10_000, 20_000, 50_000, 100_000, 200_000, 500_000, 1_000_000) if mark <= budget]
+    return [mark for mark in marks if mark % eval_freq == 0] or [budget]
+
+
+def return_at(run: dict[str, Any], step: int) -> float | None:
+    """
+    :param run: A run record
+    :param step: Env steps
+    :return: The mean return of the run's evaluation at that step (the first one at or after it), or None
+    """
+    for timesteps, value in zip(run["eval"]["timesteps"], run["eval"]["mean_return"], strict=True):
+        if timesteps >= step:
+            return float(value)
+    return None
+
+
+def sample_efficiency_table(env: str, budget: int, by_algo: dict[str, list[dict[str, Any]]]) -> list[str]:
+    """
+    Returns at fixed points of training, read off the learning curves (the same runs, no extra training): IQM with a
+    95% bootstrap interval, and for envs with a solved threshold the fraction of seeds solved at each point.
+
+    :param env: Environment id
+    :param budget: Env steps of the runs
+    :param by_algo: Runs per algorithm
+    :return: Markdown lines (empty when the runs are evaluated only at the end)
+    """
+    eval_freq = next(iter(by_algo.values()))[0]["eval"]["freq"]
+    marks = checkpoints_for(budget, eval_freq)
+    if len(marks) < 2:
+        return []
+    threshold = SOLVED_AT.get(env)
+    header = " | ".join(f"{mark // 1000}k" for mark in marks)
+    lines = [
+        "Sample efficiency: IQM [95% CI] of the evaluation return at each point of training"
+        + (f"; below it, seeds solved (>= {threshold:g})" if threshold is not None else "")
+        + ".",
+        "",
+        f"| algo | {header} |",
+        "|---|" + "---:|" * len(marks),
+    ]
+    for algo, runs in by_algo.items():
+        cells = []
+        for mark in marks:
+            values = [value for value in (return_at(run, mark) for run in runs) if value is not None]
+            if not values:
+                cells.append("-")
+                continue
+            iqm, low, high = stratified_bootstrap_ci([np.asarray(values)])
+            cell = f"{_fmt(float(iqm))} [{_fmt(float(low))}, {_fmt(float(high))}]"
+            if threshold is not None:
+                cell += f"<br>{sum(value >= threshold for value in values)}/{len(values)} solved"
+            cells.append(cell)
+        lines.append(f"| {algo} | " + " | ".join(cells) + " |")
+    return [*lines, ""]
+
+
 def _hyperparams_line(runs: Sequence[dict[str, Any]]) -> str:
     hyperparams = dict(runs[0]["hyperparams"])
     hyperparams.pop("n_timesteps", None)
@@ -360,6 +422,7 @@ def render_readme(
                 + f" | {row['steps_per_s']:.0f} | {row['wall_time_s']:.0f} |"
             )
         lines += ["", *verdicts(env, group_rows), ""]
+        lines += sample_efficiency_table(env, budget, by_algo)
         references = REFERENCE_RESULTS.get(env)
         if references:
             lines.append(
