@@ -241,7 +241,7 @@ class DDPGPlus(SaveLoadMixin, OffPolicyAlgorithm):
                     "`policy_kwargs=dict(optimizer_kwargs=dict(weight_decay=...))` to decay both networks, as in SB3)"
                 )
             self.policy_kwargs["critic_weight_decay"] = critic_weight_decay
-        if spec is not None and ours and "layer_norm" not in self.policy_kwargs:
+        if spec is not None and ours:
             # Layer norm makes perturbations of every layer comparable (Plappert et al., "especially important")
             self.policy_kwargs.setdefault("actor_layer_norm", True)
         if _init_setup_model:

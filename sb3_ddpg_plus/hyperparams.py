@@ -85,7 +85,6 @@ _POLICY_KWARGS_SCHEMA: dict[str, Any] = {
     "activation_fn": "activation",
     "actor_layer_norm": _BOOL,
     "critic_layer_norm": _BOOL,
-    "layer_norm": _BOOL,
     "share_features_extractor": _BOOL,
     "n_critics": _INT,
     "normalize_images": _BOOL,

@@ -265,7 +265,6 @@ class DDPGPlusPolicy(BasePolicy):
     :param share_features_extractor: Whether the critic uses the actor's features extractor
     :param actor_layer_norm: LayerNorm on the actor's hidden layers (needed by parameter noise)
     :param critic_layer_norm: LayerNorm on the critic's hidden layers
-    :param layer_norm: Shortcut that sets both ``actor_layer_norm`` and ``critic_layer_norm`` when given
     :param critic_weight_decay: L2 penalty on the critic's Linear weights only (not biases, not LayerNorm);
         the DDPG paper used 1e-2
     """
@@ -291,7 +290,6 @@ class DDPGPlusPolicy(BasePolicy):
         share_features_extractor: bool = False,
         actor_layer_norm: bool = False,
         critic_layer_norm: bool = False,
-        layer_norm: bool | None = None,
         critic_weight_decay: float = 0.0,
     ):
         check_net_arch(net_arch)
@@ -314,8 +312,6 @@ class DDPGPlusPolicy(BasePolicy):
         if net_arch is None:
             net_arch = [256, 256] if features_extractor_class == NatureCNN else [400, 300]
         actor_arch, critic_arch = get_actor_critic_arch(net_arch)
-        if layer_norm is not None:
-            actor_layer_norm = critic_layer_norm = bool(layer_norm)
 
         self.net_arch = net_arch
         self.activation_fn = activation_fn

@@ -220,3 +220,9 @@ def test_check_train_freq_normalises():
 def test_hyperparameter_files_refuse_what_the_constructor_refuses(data, message):
     with pytest.raises((TypeError, ValueError), match=message):
         load_hyperparams(data)
+
+
+def test_layer_norm_has_one_spelling_per_network():
+    """Layer norm is set per network (actor_layer_norm, critic_layer_norm): the old both-at-once shortcut is gone."""
+    with pytest.raises(TypeError, match="layer_norm"):
+        DDPGPlus("MlpPolicy", "Pendulum-v1", policy_kwargs=dict(layer_norm=True))
