@@ -114,6 +114,7 @@ def summarize(
     rows = []
     for (env, budget), by_algo in groups.items():
         baseline = [r["final_return"] for r in by_algo.get(BASELINE, [])]
+        td3 = [r["final_return"] for r in by_algo.get(TD3, [])]
         for algo in algo_order(list(by_algo)):
             finals = np.array([r["final_return"] for r in by_algo[algo]], dtype=float)
             estimate, low, high = stratified_bootstrap_ci([finals], n_resamples=n_boot)
@@ -129,11 +130,15 @@ def summarize(
                 "iqm_low": low,
                 "iqm_high": high,
                 "poi": None,
+                "poi_td3": None,
                 "steps_per_s": float(np.median([r["steps_per_s"] for r in by_algo[algo]])),
                 "wall_time_s": float(np.median([r["wall_time_s"] for r in by_algo[algo]])),
             }
             if baseline and algo != BASELINE:
                 row["poi"] = probability_of_improvement_ci([finals], [baseline], n_resamples=n_boot)
+            if td3 and algo not in (TD3, BASELINE):
+                # Against the stronger upstream baseline too
+                row["poi_td3"] = probability_of_improvement_ci([finals], [td3], n_resamples=n_boot)
             rows.append(row)
     return rows
 
@@ -366,8 +371,9 @@ def render_readme(
         "environment, at step 0, every `eval_freq` env steps and at the end, with the deterministic policy over the "
         "stated number of episodes. The **final return** of a run is the mean return of its last evaluation. "
         "Over seeds we report mean ± sample std, the interquartile mean (IQM) with a "
-        "95% stratified bootstrap confidence interval, and the probability of improvement (POI) over SB3 DDPG: the "
-        "chance that a run of the algorithm beats a run of SB3 DDPG (0.5 = no difference), with its bootstrap "
+        "95% stratified bootstrap confidence interval, and the probability of improvement (POI) over SB3 DDPG and over "
+        "SB3 TD3 (the stronger upstream baseline): the chance that a run of the algorithm beats a run of the baseline "
+        "(0.5 = no difference), with its bootstrap "
         "interval (Agarwal et al., NeurIPS 2021). With 3-5 seeds the intervals are wide: read overlapping intervals "
         'as "no demonstrated difference". "Best DDPGPlus" is the maximum over the DDPGPlus variants run on that env, '
         "which favours DDPGPlus when several variants run against one SB3 configuration: judge each variant by its own "
@@ -409,9 +415,9 @@ def render_readme(
             lines.append(f"Hyperparameters of sb3_ddpg: `{_hyperparams_line(baseline_runs)}`.")
         lines += [
             "",
-            "| algo | seeds | final return mean ± std | IQM [95% CI] | POI over SB3 DDPG [95% CI] | steps/s | "
-            "wall s (median) |",
-            "|---|---:|---:|---:|---:|---:|---:|",
+            "| algo | seeds | final return mean ± std | IQM [95% CI] | POI over SB3 DDPG [95% CI] | "
+            "POI over SB3 TD3 [95% CI] | steps/s | wall s (median) |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for row in group_rows:
             poi = row["poi"]
@@ -419,6 +425,8 @@ def render_readme(
                 f"| {row['algo']} | {row['n_seeds']} | {_fmt(row['mean'])} ± {_fmt(row['std'])} | {_fmt(row['iqm'])} "
                 f"[{_fmt(row['iqm_low'])}, {_fmt(row['iqm_high'])}] | "
                 + ("-" if poi is None else f"{poi[0]:.2f} [{poi[1]:.2f}, {poi[2]:.2f}]")
+                + " | "
+                + ("-" if row["poi_td3"] is None else "{:.2f} [{:.2f}, {:.2f}]".format(*row["poi_td3"]))
                 + f" | {row['steps_per_s']:.0f} | {row['wall_time_s']:.0f} |"
             )
         lines += ["", *verdicts(env, group_rows), ""]
