@@ -411,17 +411,17 @@ class ManualBackward:
             if abs_error is not None and huber:
                 # l(e) = e^2 / 2 for |e| < 1, |e| - 1/2 beyond; l'(e) = clamp(e, -1, 1)
                 per_sample = th.where(abs_error < 1.0, 0.5 * error.square(), abs_error - 0.5)
-                grad = error.clamp(-1.0, 1.0)
+                grad = error.clamp_(-1.0, 1.0).mul_(scale)
             else:
                 per_sample = error.square()
-                grad = error.mul(2.0)  # d e^2 / d q = 2 (q - y)
+                grad = error.mul_(2.0 * scale)  # d mean(e^2) / d q = 2 (q - y) / N, in place (error is not read again)
             if weights is not None:
                 per_sample = per_sample * weights
                 grad = grad.mul_(weights)
             loss = per_sample.mean()
             critic_loss = loss if critic_loss is None else critic_loss + loss
             current_q1 = outputs[-1] if current_q1 is None else current_q1
-            q_net.backward(outputs, grad.mul_(scale), accumulate_parameters=True, input_columns=None)
+            q_net.backward(outputs, grad, accumulate_parameters=True, input_columns=None)
         assert critic_loss is not None and current_q1 is not None
         return critic_loss, current_q1, td_abs
 
