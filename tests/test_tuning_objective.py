@@ -130,3 +130,26 @@ def test_config_validation_and_mismatch():
     first, second = _config(), _config(budget=500)
     assert first.mismatches(StudyConfig.from_dict(first.to_dict())) == []
     assert first.mismatches(second) == ["budget: 400 != 500 (study)"]
+
+
+def test_env_budgets_set_each_run_its_timesteps_evaluations_and_grid():
+    # Pendulum trains 200 steps (evaluations every 50: the grid scaled by 200/400), MountainCar the base 400
+    # (every 100); MountainCar's reports start where Pendulum's budget ends.
+    config = _config(env_ids=("Pendulum-v1", "MountainCarContinuous-v0"), env_budgets={"Pendulum-v1": 200})
+    assert (config.budget_for("Pendulum-v1"), config.eval_freq_for("Pendulum-v1")) == (200, 50)
+    assert (config.budget_for("MountainCarContinuous-v0"), config.eval_freq_for("MountainCarContinuous-v0")) == (400, 100)
+    trial = _run_one(config)
+    assert trial.state == TrialState.COMPLETE
+    assert sorted(trial.intermediate_values) == [100, 150, 200, 300, 400, 500, 600]
+    assert StudyConfig.from_dict(config.to_dict()) == config
+
+
+def test_env_budgets_are_validated():
+    with pytest.raises(StudyConfigError, match="does not train"):
+        _config(env_budgets={"MountainCarContinuous-v0": 100})
+    with pytest.raises(StudyConfigError, match="integer >= 1"):
+        _config(env_budgets={"Pendulum-v1": 0})
+    # A study created before per-env budgets (no key in its stored config) reads as one budget for all.
+    stored = _config().to_dict()
+    del stored["env_budgets"]
+    assert StudyConfig.from_dict(stored) == _config()

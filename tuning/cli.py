@@ -45,6 +45,13 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _env_budget(text: str) -> tuple[str, int]:
+    env_id, sep, steps = text.rpartition("=")
+    if not sep or not env_id:
+        raise argparse.ArgumentTypeError(f"expected ENV=STEPS, got {text!r}")
+    return env_id, _positive_int(steps)
+
+
 def _study_name(text: str) -> str:
     # The name becomes a folder under runs/, so keep it to one safe path component.
     if not text or text in (".", "..") or any(not (c.isalnum() or c in "-_.") for c in text):
@@ -88,6 +95,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--n-trials", type=_positive_int, required=True, metavar="K", help="trials run by this worker")
     run.add_argument(
         "--budget", type=_positive_int, required=True, metavar="STEPS", help="training timesteps per (env, seed) run"
+    )
+    run.add_argument(
+        "--env-budget",
+        type=_env_budget,
+        action="append",
+        default=[],
+        metavar="ENV=STEPS",
+        help="train ENV for STEPS timesteps instead of --budget (repeatable); --budget still bounds the sampled "
+        "buffer_size and learning_starts, and evaluations scale with the budget",
     )
     run.add_argument(
         "--seeds-per-trial",
@@ -222,7 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=_positive_int,
         default=None,
         metavar="STEPS",
-        help="re-training timesteps per run (default: the study's budget)",
+        help="re-training timesteps per run (default: the study's budget of each environment)",
     )
     report.add_argument(
         "--torch-threads", type=_positive_int, default=1, metavar="N", help="torch intra-op threads (default: 1)"
@@ -248,6 +264,7 @@ def _config_from_args(args: argparse.Namespace) -> StudyConfig:
     return StudyConfig(
         env_ids=tuple(args.envs),
         budget=args.budget,
+        env_budgets=dict(args.env_budget),
         seeds_per_trial=args.seeds_per_trial,
         eval_freq=args.eval_freq or 0,
         eval_episodes=args.eval_episodes,

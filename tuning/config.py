@@ -21,9 +21,13 @@ class StudyConfigError(ValueError):
 class StudyConfig:
     """
     :param env_ids: environments, trained in this order within a trial (put cheap ones first: pruning sees them first)
-    :param budget: training timesteps per (environment, seed) run
+    :param budget: training timesteps per (environment, seed) run; also what bounds the sampled ``buffer_size`` and
+        ``learning_starts`` (see :mod:`sb3_ddpg_plus.experiments.search_space`)
+    :param env_budgets: ``{env_id: timesteps}`` for environments trained for another number of timesteps than
+        ``budget`` (a cross-task study gives cheap tasks what they need and costly ones what they can afford)
     :param seeds_per_trial: training seeds per environment in each trial
-    :param eval_freq: timesteps between evaluations (also the step grid of Optuna reports)
+    :param eval_freq: timesteps between evaluations of a run of ``budget`` timesteps (also the step grid of Optuna
+        reports); a run of another budget evaluates in proportion, so every run has the same number of evaluations
     :param eval_episodes: deterministic episodes per evaluation
     :param score_window: a run's score is the mean of its last ``score_window`` evaluations
     :param prune_warmup: pruning waits ``prune_warmup * budget`` timesteps past ``learning_starts`` in each run
@@ -36,6 +40,7 @@ class StudyConfig:
 
     env_ids: tuple[str, ...]
     budget: int
+    env_budgets: dict[str, int] = field(default_factory=dict)
     seeds_per_trial: int = 1
     eval_freq: int = 0
     eval_episodes: int = 5
@@ -59,6 +64,12 @@ class StudyConfig:
             object.__setattr__(self, "eval_freq", max(1, self.budget // 5))
         if not 1 <= self.eval_freq <= self.budget:
             raise StudyConfigError(f"eval_freq must be in [1, budget={self.budget}], got {self.eval_freq}")
+        strays = sorted(set(self.env_budgets) - set(self.env_ids))
+        if strays:
+            raise StudyConfigError(f"budgets given for environments the study does not train: {strays}")
+        for env_id, steps in self.env_budgets.items():
+            if not isinstance(steps, int) or steps < 1:
+                raise StudyConfigError(f"the budget of {env_id} must be an integer >= 1, got {steps!r}")
         if not 0.0 <= self.prune_warmup <= 1.0:
             raise StudyConfigError(f"prune_warmup must be in [0, 1], got {self.prune_warmup}")
         unknown = [name for name in self.net_archs if name not in NET_ARCHS]
@@ -76,11 +87,26 @@ class StudyConfig:
         entry = self.references[env_id]
         return ReferenceScore(random=float(entry["random"]), reference=float(entry["reference"]))
 
+    def budget_for(self, env_id: str) -> int:
+        """
+        :param env_id: one of :attr:`env_ids`
+        :return: training timesteps of its runs
+        """
+        return int(self.env_budgets.get(env_id, self.budget))
+
+    def eval_freq_for(self, env_id: str) -> int:
+        """
+        :param env_id: one of :attr:`env_ids`
+        :return: timesteps between its evaluations (:attr:`eval_freq` scaled to its budget)
+        """
+        return max(1, self.eval_freq * self.budget_for(env_id) // self.budget)
+
     def to_dict(self) -> dict[str, Any]:
         """:return: JSON-serialisable form (what the study stores)"""
         data = asdict(self)
         data["env_ids"] = list(self.env_ids)
         data["net_archs"] = list(self.net_archs)
+        data["env_budgets"] = dict(self.env_budgets)
         return data
 
     @classmethod
@@ -92,6 +118,7 @@ class StudyConfig:
         known = {f.name for f in fields(cls)}
         values = {key: value for key, value in data.items() if key in known}
         values["env_ids"] = tuple(values["env_ids"])
+        values["env_budgets"] = dict(values.get("env_budgets") or {})
         if "net_archs" in values:
             values["net_archs"] = tuple(values["net_archs"])
         return cls(**values)

@@ -4,6 +4,7 @@ Plain outputs of a study: the best configuration as YAML (keyed by environment i
 of all trials. Both are written atomically, so several workers finishing together never leave a torn file.
 """
 
+import copy
 import csv
 import io
 import json
@@ -85,13 +86,17 @@ def hyperparams_yaml(study: optuna.Study, config: StudyConfig, trial: FrozenTria
         f"trial {trial.number}, objective {trial.value:.4f}",
         "(mean normalised score: 0 = uniform random policy, 1 = rl-zoo3's tuned DDPG, see tuning/reference_scores.yml)",
         f"trials: {sum(counts.values())} ({', '.join(f'{n} {s.lower()}' for s, n in sorted(counts.items()))})",
-        f"budget: {config.budget} timesteps per run, {config.seeds_per_trial} seed(s) per env",
+        "timesteps per run: "
+        + ", ".join(f"{env_id} {config.budget_for(env_id)}" for env_id in config.env_ids)
+        + f"; {config.seeds_per_trial} seed(s) per env",
         f"envs: {', '.join(config.env_ids)}",
         f"command: {command}",
         *notes,
     ]
     hyperparams = trial_hyperparams(trial, config)
-    body = yaml.safe_dump({env_id: hyperparams for env_id in config.env_ids}, sort_keys=False, default_flow_style=None)
+    # Deep copies: shared dicts would be written as YAML anchors and aliases, which readers of the file trip over.
+    per_env = {env_id: {**copy.deepcopy(hyperparams), "n_timesteps": config.budget_for(env_id)} for env_id in config.env_ids}
+    body = yaml.safe_dump(per_env, sort_keys=False, default_flow_style=None)
     return "".join(f"# {line}\n" for line in header) + body
 
 

@@ -3,7 +3,8 @@ The objective: train a sampled configuration on every (environment, seed) run of
 normalised score. Sampling and the train-and-evaluate protocol are the package's (:mod:`sb3_ddpg_plus.experiments`);
 this module adds what only a search needs: seeds per trial, normalisation, intermediate reports and pruning.
 
-Intermediate values are reported on a fixed grid of global steps (``run_index * budget + timesteps``) so that
+Intermediate values are reported on a fixed grid of global steps (the budgets of the runs before plus the run's
+timesteps) so that
 Optuna's median pruner compares trials at the same point of the same run. Three things differ from rl-zoo3's
 objective:
 
@@ -72,20 +73,25 @@ class Objective:
             trial.set_user_attr("sampler_seed", self.sampler_seed)
 
         learning_starts = int(hyperparams["learning_starts"])
-        prune_after = learning_starts + int(config.prune_warmup * config.budget)
         finished: list[float] = []
         # One list per env, in the order of ``seeds`` (one user attribute per env keeps trials.csv narrow).
         returns: dict[str, list[float]] = {env_id: [] for env_id in config.env_ids}
         best_evals: dict[str, list[float]] = {env_id: [] for env_id in config.env_ids}
         runs = [(env_id, seed) for env_id in config.env_ids for seed in seeds]
+        offset = 0  # global step of this run's timestep 0: the budgets of the runs before it
         for run_index, (env_id, seed) in enumerate(runs):
             reference = config.reference(env_id)
+            budget = config.budget_for(env_id)
+            prune_after = learning_starts + int(config.prune_warmup * budget)
 
             def on_eval(
                 result: TrainingResult,
                 run_index: int = run_index,
                 env_id: str = env_id,
                 reference: ReferenceScore = reference,
+                offset: int = offset,
+                budget: int = budget,
+                prune_after: int = prune_after,
             ) -> None:
                 # Loop variables bound as defaults: the hook runs inside this iteration only, but explicit is safer.
                 timesteps, mean_return = result.timesteps[-1], result.mean_returns[-1]
@@ -94,9 +100,9 @@ class Objective:
                 if timesteps < learning_starts:
                     return
                 running = float(np.mean([*finished, reference.normalise(mean_return)]))
-                trial.report(running, step=run_index * config.budget + timesteps)
+                trial.report(running, step=offset + timesteps)
                 # Nothing to save by pruning at the very last evaluation: let the trial complete with its true value.
-                if timesteps < prune_after or (run_index == len(runs) - 1 and timesteps >= config.budget):
+                if timesteps < prune_after or (run_index == len(runs) - 1 and timesteps >= budget):
                     return
                 if running < config.floor:
                     self._prune(trial, f"diverged: running score {running:.3f} < floor {config.floor} on {env_id}")
@@ -108,8 +114,8 @@ class Objective:
                     hyperparams,
                     env_id,
                     seed,
-                    budget=config.budget,
-                    eval_freq=config.eval_freq,
+                    budget=budget,
+                    eval_freq=config.eval_freq_for(env_id),
                     n_eval_episodes=config.eval_episodes,
                     on_evaluation=on_eval,
                     model_kwargs={"check_numerics": True} if self.check_numerics else None,
@@ -125,6 +131,7 @@ class Objective:
             trial.set_user_attr(f"return/{env_id}", returns[env_id])
             trial.set_user_attr(f"best_eval/{env_id}", best_evals[env_id])
             finished.append(score)
+            offset += budget
         return float(np.mean(finished))
 
     @staticmethod

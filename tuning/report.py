@@ -59,10 +59,9 @@ def reevaluate(
     :param config: its settings (same evaluation grid and score window as the search)
     :param top_k: number of configurations
     :param n_seeds: fresh seeds per environment
-    :param budget: timesteps per run (default: the study's budget)
+    :param budget: timesteps per run (default: the study's budget of each environment)
     :return: one result per configuration, best search value first
     """
-    budget = budget or config.budget
     seeds = [REEVAL_SEED_BASE + index for index in range(n_seeds)]
     results = []
     for trial in completed_trials(study)[:top_k]:
@@ -70,14 +69,15 @@ def reevaluate(
         returns: dict[str, list[float]] = {}
         for env_id in config.env_ids:
             returns[env_id] = []
+            env_budget = budget or config.budget_for(env_id)
             for seed in seeds:
-                logger.info("re-training trial %d on %s, seed %d (%d steps)", trial.number, env_id, seed, budget)
+                logger.info("re-training trial %d on %s, seed %d (%d steps)", trial.number, env_id, seed, env_budget)
                 result = train_and_evaluate(
                     hyperparams,
                     env_id,
                     seed,
-                    budget=budget,
-                    eval_freq=min(config.eval_freq, budget),
+                    budget=env_budget,
+                    eval_freq=min(config.eval_freq_for(env_id), env_budget),
                     n_eval_episodes=config.eval_episodes,
                 )
                 returns[env_id].append(result.score(config.score_window, after=int(hyperparams["learning_starts"])))
@@ -135,6 +135,10 @@ def _trial_returns(trial: optuna.trial.FrozenTrial, env_id: str) -> list[float]:
     return [value for key, value in trial.user_attrs.items() if key.startswith(f"return/{env_id}/")]
 
 
+def _budgets(config: StudyConfig) -> str:
+    return ", ".join(f"{env_id} {config.budget_for(env_id)}" for env_id in config.env_ids)
+
+
 def _fmt(value: float) -> str:
     return f"{value:.3f}" if abs(value) < 1000 else f"{value:.1f}"
 
@@ -145,7 +149,7 @@ def render_report(
     reevaluations: list[Reevaluation],
     plots: dict[str, str | None],
     n_seeds: int,
-    budget: int,
+    budget: int | None,
 ) -> str:
     """
     :param study: the study
@@ -153,14 +157,14 @@ def render_report(
     :param reevaluations: output of :func:`reevaluate`
     :param plots: output of :func:`write_plots`
     :param n_seeds: fresh seeds per environment used for re-training
-    :param budget: re-training timesteps per run
+    :param budget: re-training timesteps per run (``None``: the study's budget of each environment)
     :return: REPORT.md text
     """
     counts = state_counts(study)
     lines = [
         f"# Tuning report: study `{study.study_name}`",
         "",
-        f"- environments: {', '.join(config.env_ids)}; budget {config.budget} timesteps per run; "
+        f"- environments and timesteps per run: {_budgets(config)}; "
         f"{config.seeds_per_trial} seed(s) per environment per trial",
         f"- trials: {sum(counts.values())} ({', '.join(f'{n} {s.lower()}' for s, n in sorted(counts.items()))})",
         f"- objective: mean normalised score (0 = uniform random policy, 1 = rl-zoo3's tuned DDPG at full budget; "
@@ -187,7 +191,8 @@ def render_report(
         lines += ["Not run (`--top-k 0` or no completed trial).", ""]
     else:
         lines += [
-            f"Each configuration re-trained with {n_seeds} fresh seed(s) per environment for {budget} timesteps. "
+            f"Each configuration re-trained with {n_seeds} fresh seed(s) per environment for "
+            f"{budget if budget else 'the study budget of each environment'} timesteps. "
             "Raw returns: mean ± std over seeds. Normalised: IQM over all (seed, environment) scores with a 95 % "
             f"stratified bootstrap interval ({N_RESAMPLES:,} resamples), and the mean for comparison with the search value.",
             "",
@@ -237,7 +242,7 @@ def write_report(
     :param out_dir: output folder (``runs/NAME``)
     :param top_k: configurations to re-train (0 skips re-training)
     :param n_seeds: fresh seeds per environment for re-training
-    :param budget: re-training timesteps per run (default: the study's budget)
+    :param budget: re-training timesteps per run (default: the study's budget of each environment)
     :return: path of REPORT.md
     """
     out_dir = Path(out_dir)
@@ -246,7 +251,6 @@ def write_report(
     if completed_trials(study):
         export_best(study, config, out_dir / "best.yml")
     plots = write_plots(study, out_dir)
-    budget = budget or config.budget
     reevaluations = reevaluate(study, config, top_k, n_seeds, budget) if top_k > 0 else []
     path = out_dir / "REPORT.md"
     write_file(path, render_report(study, config, reevaluations, plots, n_seeds, budget))
