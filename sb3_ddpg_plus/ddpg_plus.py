@@ -30,12 +30,19 @@ from sb3_ddpg_plus.fast_path import FastPath
 from sb3_ddpg_plus.manual_backward import ManualBackward
 from sb3_ddpg_plus.noise import ScheduledActionNoise, current_sigma, make_action_noise
 from sb3_ddpg_plus.param_noise import AdaptiveParamNoiseSpec, ParamNoiseExploration, check_perturbable, make_param_noise
-from sb3_ddpg_plus.policies import Actor, CnnPolicy, Critic, DDPGPlusPolicy, MlpPolicy, MultiInputPolicy
+from sb3_ddpg_plus.policies import (
+    Actor,
+    CnnPolicy,
+    Critic,
+    DDPGPlusPolicy,
+    MlpPolicy,
+    MultiInputPolicy,
+    ddpg_policy_kwargs,
+)
 from sb3_ddpg_plus.train_utils import LossSums, ReplayBatches, critic_loss_fn, frozen
 from sb3_ddpg_plus.validation import (
     check_action_space,
     check_actor_critic_policy,
-    check_bool,
     check_hyperparameters,
 )
 
@@ -73,9 +80,6 @@ class DDPGPlus(SaveLoadMixin, OffPolicyAlgorithm):
         (the DDPG paper used 1e-4)
     :param critic_learning_rate: Learning rate of the critic (float or schedule); ``learning_rate`` when ``None``
         (the DDPG paper used 1e-3)
-    :param critic_weight_decay: L2 penalty on the critic's weights only (the DDPG paper used 1e-2)
-    :param n_critics: Number of critics (TD3's clipped double Q-learning uses 2); taken from ``policy_kwargs``,
-        else 1, when ``None``
     :param policy_delay: The actor and the target networks are updated every ``policy_delay`` critic updates
     :param target_policy_noise: Standard deviation of the Gaussian noise added to the target action (0: none)
     :param target_noise_clip: Limit for the absolute value of the target policy smoothing noise
@@ -91,8 +95,10 @@ class DDPGPlus(SaveLoadMixin, OffPolicyAlgorithm):
     :param stats_window_size: Window size for the rollout logging, specifying the number of episodes to average
         the reported success rate, mean episode length, and mean reward over
     :param tensorboard_log: The log location for tensorboard (if None, no logging)
-    :param policy_kwargs: Additional arguments to be passed to the policy on creation (``net_arch``,
-        ``activation_fn``, ``actor_layer_norm``, ``critic_layer_norm``, ...)
+    :param policy_kwargs: Additional arguments to be passed to the policy on creation: ``net_arch``,
+        ``activation_fn``, ``n_critics`` (1 unless given, as SB3's DDPG; TD3 uses 2), ``actor_layer_norm``,
+        ``critic_layer_norm``, ``critic_weight_decay`` (L2 penalty on the critic's weights only; the DDPG paper used
+        1e-2), ... (see :class:`~sb3_ddpg_plus.policies.DDPGPlusPolicy`)
     :param verbose: Verbosity level: 0 for no output, 1 for info messages, 2 for debug messages
     :param seed: Seed for the pseudo random generators
     :param device: Device (cpu, cuda, ...) on which the code should be run.
@@ -131,8 +137,6 @@ class DDPGPlus(SaveLoadMixin, OffPolicyAlgorithm):
         n_steps: int = 1,
         actor_learning_rate: float | Schedule | None = None,
         critic_learning_rate: float | Schedule | None = None,
-        critic_weight_decay: float = 0.0,
-        n_critics: int | None = None,
         policy_delay: int = 1,
         target_policy_noise: float = 0.0,
         target_noise_clip: float = 0.0,
@@ -160,19 +164,15 @@ class DDPGPlus(SaveLoadMixin, OffPolicyAlgorithm):
             train_freq=train_freq,
             gradient_steps=gradient_steps,
             n_steps=n_steps,
-            critic_weight_decay=critic_weight_decay,
-            n_critics=n_critics,
             policy_delay=policy_delay,
             target_policy_noise=target_policy_noise,
             target_noise_clip=target_noise_clip,
             param_noise_adaption_interval=param_noise_adaption_interval,
+            check_numerics=check_numerics,
+            manual_backward=manual_backward,
+            policy_kwargs=policy_kwargs,
+            replay_buffer_kwargs=replay_buffer_kwargs,
         )
-        check_bool("check_numerics", check_numerics)
-        check_bool("manual_backward", manual_backward)
-        if policy_kwargs is not None and not isinstance(policy_kwargs, dict):
-            raise TypeError(f"`policy_kwargs` must be a dict, got {type(policy_kwargs).__name__}")
-        if replay_buffer_kwargs is not None and not isinstance(replay_buffer_kwargs, dict):
-            raise TypeError(f"`replay_buffer_kwargs` must be a dict, got {type(replay_buffer_kwargs).__name__}")
         if isinstance(env, str):
             # Resolved first so that a wrong action space gets our error (SB3 only asserts)
             env = maybe_make_env(env, verbose)
@@ -208,7 +208,6 @@ class DDPGPlus(SaveLoadMixin, OffPolicyAlgorithm):
         )
         self.actor_learning_rate = actor_learning_rate
         self.critic_learning_rate = critic_learning_rate
-        self.critic_weight_decay = critic_weight_decay
         self.policy_delay = hyperparameters["policy_delay"]
         self.target_policy_noise = target_policy_noise
         self.target_noise_clip = target_noise_clip
@@ -223,27 +222,7 @@ class DDPGPlus(SaveLoadMixin, OffPolicyAlgorithm):
             self.action_noise = action_noise  # type: ignore[assignment]
         # Our own generators (action noise, parameter noise) are seeded once, so a reloaded model continues them
         self._generators_seeded = False
-
-        # Options that the policy builds go into policy_kwargs (so that save/load restores them): a copy, never the
-        # caller's dict (which may be shared with other models, upstream ones included)
-        self.policy_kwargs = dict(self.policy_kwargs)
-        n_critics = hyperparameters["n_critics"]
-        if n_critics is not None:
-            self.policy_kwargs["n_critics"] = n_critics
-        else:
-            self.policy_kwargs.setdefault("n_critics", 1)
-        # Upstream policy classes (stable_baselines3.td3.policies.TD3Policy and subclasses) build neither option
-        ours = isinstance(self.policy_class, type) and issubclass(self.policy_class, DDPGPlusPolicy)
-        if critic_weight_decay > 0:
-            if not ours:
-                raise ValueError(
-                    f"`critic_weight_decay` needs a DDPGPlusPolicy; {self.policy_class.__name__} is not one (use "
-                    "`policy_kwargs=dict(optimizer_kwargs=dict(weight_decay=...))` to decay both networks, as in SB3)"
-                )
-            self.policy_kwargs["critic_weight_decay"] = critic_weight_decay
-        if spec is not None and ours:
-            # Layer norm makes perturbations of every layer comparable (Plappert et al., "especially important")
-            self.policy_kwargs.setdefault("actor_layer_norm", True)
+        self.policy_kwargs = ddpg_policy_kwargs(self.policy_class, self.policy_kwargs, param_noise=spec is not None)
         if _init_setup_model:
             self._setup_model()
 
@@ -309,13 +288,7 @@ class DDPGPlus(SaveLoadMixin, OffPolicyAlgorithm):
         """
         if acting:
             return self._fast.acting(self.manual_backward)
-        manual = self._fast.update(self.manual_backward)
-        if self.verbose >= 1:
-            path = "autograd" if manual is None else "hand-written gradients"
-            if path != self.__dict__.get("_last_update_path"):
-                print(f"DDPGPlus: updates use {path}")
-                self._last_update_path = path
-        return manual
+        return self._fast.update(self.manual_backward, self.verbose)
 
     def _seed_own_generators(self, seed: int | None) -> None:
         if isinstance(self.action_noise, ScheduledActionNoise):
@@ -441,20 +414,12 @@ class DDPGPlus(SaveLoadMixin, OffPolicyAlgorithm):
                 self._fast.update_targets(self.tau)
 
             if self.param_noise_exploration is not None and self._n_updates % self.param_noise_adaption_interval == 0:
-                self._adapt_param_noise()
+                # VecNormalize-aware batch: the actor sees the observations it is trained on
+                observations = self.replay_buffer.sample(self.batch_size, env=self._vec_normalize_env).observations
+                self.param_noise_exploration.adapt(self.actor, observations, self.n_envs, self.logger)
 
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
         losses.record(self.logger)
-
-    def _adapt_param_noise(self) -> None:
-        assert self.param_noise_exploration is not None and self.replay_buffer is not None
-        # VecNormalize-aware batch: the actor sees the observations it is trained on
-        observations = self.replay_buffer.sample(self.batch_size, env=self._vec_normalize_env).observations
-        distance = self.param_noise_exploration.adapt(self.actor, observations, self.n_envs)
-        spec = self.param_noise_exploration.spec
-        self.logger.record("rollout/param_noise_std", spec.current_stddev)
-        self.logger.record("rollout/param_noise_distance", distance)
-        self.logger.record("rollout/param_noise_desired_distance", spec.desired_action_stddev)
 
     def _check_finite(self, name: str, value: th.Tensor | np.ndarray) -> None:
         """With ``check_numerics``: raise at the first NaN/inf, naming the tensor and the step (one device sync)."""
@@ -601,7 +566,6 @@ class DDPGPlus(SaveLoadMixin, OffPolicyAlgorithm):
             "critic_lr_schedule",
             "_fast",
             "_in_setup",
-            "_last_update_path",
         ]
 
     def _get_torch_save_params(self) -> tuple[list[str], list[str]]:

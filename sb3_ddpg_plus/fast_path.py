@@ -24,6 +24,8 @@ class FastPath:
 
     def __init__(self, policy: Any) -> None:
         self.policy = policy
+        # The path of the last update (None: no update yet), so that a change is printed once
+        self._last_autograd: bool | None = None
         self.refresh()
 
     def refresh(self) -> None:
@@ -51,17 +53,22 @@ class FastPath:
         self._snapshot = ModuleSnapshot([actor, actor_target, critic, critic_target])
         self._actor_snapshot = ModuleSnapshot([actor])
 
-    def update(self, enabled: bool) -> ManualBackward | None:
+    def update(self, enabled: bool, verbose: int = 0) -> ManualBackward | None:
         """
         Call once per ``train()`` call.
 
         :param enabled: Whether the hand-written gradients are allowed (``DDPGPlus(manual_backward=...)``)
+        :param verbose: At 1 or more, a change of the update path is printed
         :return: The hand-written path for this call, or ``None`` for autograd
         """
         if not self._snapshot.unchanged():
             self.refresh()
         manual = self.manual
-        return manual if enabled and manual is not None and manual.usable() else None
+        chosen = manual if enabled and manual is not None and manual.usable() else None
+        if verbose >= 1 and (chosen is None) != self._last_autograd:
+            print(f"DDPGPlus: updates use {'autograd' if chosen is None else 'hand-written gradients'}")
+        self._last_autograd = chosen is None
+        return chosen
 
     def acting(self, enabled: bool) -> ManualBackward | None:
         """

@@ -279,13 +279,16 @@ class ParamNoiseExploration:
             if self._actors:
                 self.resample(actor, done_envs)
 
-    def adapt(self, actor: nn.Module, observations: th.Tensor | dict[str, th.Tensor], n_envs: int) -> float:
+    def adapt(
+        self, actor: nn.Module, observations: th.Tensor | dict[str, th.Tensor], n_envs: int, logger: Any = None
+    ) -> float:
         """
         Measure the action distance of a fresh perturbation on a batch and adapt sigma.
 
         :param actor: The trained actor
         :param observations: A replay batch (as the actor is trained on them: normalised when VecNormalize is used)
         :param n_envs: Number of environments
+        :param logger: SB3 logger that records the new sigma, the distance and its target (none when ``None``)
         :return: The measured distance
         """
         self._build(actor, n_envs)
@@ -296,6 +299,10 @@ class ParamNoiseExploration:
         distance = action_distance(actor, self._scratch, observations)
         actor.train(was_training)
         self.spec.adapt(distance)
+        if logger is not None:
+            logger.record("rollout/param_noise_std", self.spec.current_stddev)
+            logger.record("rollout/param_noise_distance", distance)
+            logger.record("rollout/param_noise_desired_distance", self.spec.desired_action_stddev)
         return distance
 
 

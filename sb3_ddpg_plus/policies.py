@@ -5,6 +5,8 @@ Layer norm follows the parameter-noise paper and SB2's ``LnMlpPolicy``: Linear -
 hidden layer, none on the output layer (built with SB3's ``create_mlp(post_linear_modules=[nn.LayerNorm])``).
 """
 
+import math
+from collections.abc import Mapping
 from typing import Any, cast
 
 import torch as th
@@ -26,7 +28,7 @@ from torch.nn.modules import module as _torch_module
 
 from sb3_ddpg_plus.matmul import linear
 from sb3_ddpg_plus.optim import LeanAdam, lean_adam_available
-from sb3_ddpg_plus.validation import DDPGPlusInputError, check_net_arch
+from sb3_ddpg_plus.validation import DDPGPlusInputError, check_float, check_int, check_net_arch
 
 
 def _hidden_modules(layer_norm: bool) -> list[type[nn.Module]] | None:
@@ -305,10 +307,8 @@ class DDPGPlusPolicy(BasePolicy):
         )
         if not isinstance(action_space, spaces.Box):
             raise DDPGPlusInputError(f"DDPGPlusPolicy needs a Box action space, got {action_space}")
-        if not isinstance(n_critics, int) or n_critics < 1:
-            raise ValueError(f"`n_critics` must be a positive integer, got {n_critics!r}")
-        if not critic_weight_decay >= 0:
-            raise ValueError(f"`critic_weight_decay` must be >= 0, got {critic_weight_decay!r}")
+        n_critics = check_int("n_critics", n_critics, 1)
+        check_float("critic_weight_decay", critic_weight_decay, 0.0, math.inf, high_open=True)
         if net_arch is None:
             net_arch = [256, 256] if features_extractor_class == NatureCNN else [400, 300]
         actor_arch, critic_arch = get_actor_critic_arch(net_arch)
@@ -460,3 +460,22 @@ class MultiInputPolicy(DDPGPlusPolicy):
 
     def __init__(self, *args: Any, features_extractor_class: type[BaseFeaturesExtractor] = CombinedExtractor, **kwargs: Any):
         super().__init__(*args, features_extractor_class=features_extractor_class, **kwargs)  # type: ignore[misc]
+
+
+def ddpg_policy_kwargs(policy_class: Any, policy_kwargs: Mapping[str, Any], param_noise: bool) -> dict[str, Any]:
+    """
+    The ``policy_kwargs`` DDPGPlus builds its policy with (and saves, so that loading rebuilds the same policy).
+
+    :param policy_class: The policy class (ours, or SB3's ``TD3Policy`` or a subclass)
+    :param policy_kwargs: The user's ``policy_kwargs``; a copy is returned, never this dict, which may be shared
+        with other models, upstream ones included
+    :param param_noise: Whether parameter noise is on: our actor then gets layer norm unless told otherwise, as
+        layer norm makes perturbations of every layer comparable (Plappert et al., "especially important")
+    :return: The keyword arguments, with one critic unless ``n_critics`` is given (SB3's DDPG; ``TD3Policy``'s own
+        default is 2)
+    """
+    kwargs = dict(policy_kwargs)
+    kwargs.setdefault("n_critics", 1)
+    if param_noise and isinstance(policy_class, type) and issubclass(policy_class, DDPGPlusPolicy):
+        kwargs.setdefault("actor_layer_norm", True)
+    return kwargs

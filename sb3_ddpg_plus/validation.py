@@ -201,12 +201,14 @@ def check_hyperparameters(
     train_freq: Any,
     gradient_steps: Any,
     n_steps: Any,
-    critic_weight_decay: Any,
-    n_critics: Any,
     policy_delay: Any,
     target_policy_noise: Any,
     target_noise_clip: Any,
     param_noise_adaption_interval: Any,
+    check_numerics: Any = False,
+    manual_backward: Any = True,
+    policy_kwargs: Any = None,
+    replay_buffer_kwargs: Any = None,
 ) -> dict[str, Any]:
     """
     Validate DDPGPlus's constructor arguments (see :class:`~sb3_ddpg_plus.DDPGPlus` for their meaning).
@@ -223,9 +225,13 @@ def check_hyperparameters(
     check_learning_rate("critic_learning_rate", critic_learning_rate)
     check_float("tau", tau, 0.0, 1.0)
     check_float("gamma", gamma, 0.0, 1.0)
-    check_float("critic_weight_decay", critic_weight_decay, 0.0, math.inf, high_open=True)
     check_float("target_policy_noise", target_policy_noise, 0.0, math.inf, high_open=True)
     check_float("target_noise_clip", target_noise_clip, 0.0, math.inf, high_open=True)
+    check_bool("check_numerics", check_numerics)
+    check_bool("manual_backward", manual_backward)
+    for name, value in (("policy_kwargs", policy_kwargs), ("replay_buffer_kwargs", replay_buffer_kwargs)):
+        if value is not None and not isinstance(value, dict):
+            raise TypeError(f"`{name}` must be a dict, got {type(value).__name__}")
     return dict(
         learning_rate=learning_rate,
         actor_learning_rate=actor_learning_rate,
@@ -238,8 +244,6 @@ def check_hyperparameters(
         train_freq=check_train_freq(train_freq),
         gradient_steps=check_int("gradient_steps", gradient_steps, -1),
         n_steps=check_int("n_steps", n_steps, 1),
-        critic_weight_decay=critic_weight_decay,
-        n_critics=None if n_critics is None else check_int("n_critics", n_critics, 1),
         policy_delay=check_int("policy_delay", policy_delay, 1),
         target_policy_noise=target_policy_noise,
         target_noise_clip=target_noise_clip,

@@ -69,8 +69,10 @@ def test_bad_action_spaces(action_space, message):
         (dict(n_steps=0), ValueError, "n_steps"),
         (dict(policy_delay=0), ValueError, "policy_delay"),
         (dict(target_policy_noise=-0.2), ValueError, "target_policy_noise"),
-        (dict(n_critics=0), ValueError, "n_critics"),
-        (dict(critic_weight_decay=-1.0), ValueError, "critic_weight_decay"),
+        (dict(policy_kwargs=dict(n_critics=0)), ValueError, "n_critics"),
+        (dict(policy_kwargs=dict(critic_weight_decay=-1.0)), ValueError, "critic_weight_decay"),
+        # Policy options, as in SB3's TD3: not constructor arguments
+        (dict(n_critics=2), TypeError, "n_critics"),
         (dict(param_noise_adaption_interval=0), ValueError, "param_noise_adaption_interval"),
         (dict(action_noise={"type": "brown", "sigma": 0.1}), ValueError, "action noise type"),
         (dict(action_noise={"type": "normal", "sigma": -1.0}), ValueError, "sigma"),

@@ -26,7 +26,7 @@ def test_hyperparams_for_variants():
     assert base["n_timesteps"] == 1234 and base["gamma"] == 0.98 and base["policy_kwargs"] == {"net_arch": [400, 300]}
     assert algos.hyperparams_for("ddpg_plus", "Pendulum-v1") == algos.hyperparams_for("sb3_ddpg", "Pendulum-v1")
     td3 = algos.hyperparams_for("ddpg_plus_td3", "Pendulum-v1")
-    assert td3["n_critics"] == 2 and td3["policy_delay"] == 2 and td3["target_policy_noise"] == 0.2
+    assert td3["policy_kwargs"]["n_critics"] == 2 and td3["policy_delay"] == 2 and td3["target_policy_noise"] == 0.2
     ln = algos.hyperparams_for("ddpg_plus_ln_critic", "Pendulum-v1")
     assert ln["policy_kwargs"] == {"net_arch": [400, 300], "critic_layer_norm": True}  # merged, not replaced
     param = algos.hyperparams_for("ddpg_plus_param", "MountainCarContinuous-v0")
@@ -118,7 +118,7 @@ def test_runner_ddpg_plus_tiny_run(tmp_path):
     pytest.importorskip("sb3_ddpg_plus")
     record = runner.run_task(_tiny_task("ddpg_plus_td3"), tmp_path)
     assert record["algo_class"].startswith("sb3_ddpg_plus")
-    assert record["hyperparams"]["n_critics"] == 2 and len(record["eval"]["timesteps"]) == 3
+    assert record["hyperparams"]["policy_kwargs"]["n_critics"] == 2 and len(record["eval"]["timesteps"]) == 3
 
 
 def test_runner_cli_dry_run_shard(tmp_path, capsys):

@@ -175,7 +175,9 @@ def test_tau_zero_keeps_the_targets_as_upstream():
         dict(train_freq=np.int64(4)),
         dict(train_freq=(np.int64(4), "step")),
         dict(train_freq=[4.0, "step"]),
-        dict(n_critics=2.0, policy_delay=np.int64(2), param_noise_adaption_interval=10.0),
+        dict(
+            policy_kwargs=dict(net_arch=[16, 16], n_critics=2.0), policy_delay=np.int64(2), param_noise_adaption_interval=10.0
+        ),
     ],
 )
 def test_integral_floats_are_counts(kwargs):
@@ -187,9 +189,9 @@ def test_integral_floats_are_counts(kwargs):
     assert type(model.param_noise_adaption_interval) is int
     model.learn(120)
     assert model._n_updates > 0
-    expected = {key: int(value) for key, value in kwargs.items() if key not in ("train_freq", "n_critics")}
+    expected = {key: int(value) for key, value in kwargs.items() if key not in ("train_freq", "policy_kwargs")}
     assert {key: getattr(model, key) for key in expected} == expected
     if "train_freq" in kwargs:
         assert model.train_freq == TrainFreq(4, TrainFrequencyUnit.STEP)
-    if "n_critics" in kwargs:
+    if "policy_kwargs" in kwargs:
         assert model.policy_kwargs["n_critics"] == 2 and len(model.critic.q_networks) == 2

@@ -12,13 +12,13 @@ NOISES = [
     dict(action_noise={"type": "normal", "sigma": 0.2}),
     dict(action_noise={"type": "ornstein-uhlenbeck", "sigma": 0.3}),
     dict(param_noise={"initial_stddev": 0.1, "desired_action_stddev": 0.1}, param_noise_adaption_interval=10),
-    dict(n_critics=2, policy_delay=2, target_policy_noise=0.2, target_noise_clip=0.5),
+    dict(policy_kwargs=dict(net_arch=[16, 16], n_critics=2), policy_delay=2, target_policy_noise=0.2, target_noise_clip=0.5),
 ]
 
 
 def train(n_envs, options, seed=7):
     env = DummyVecEnv([lambda: gym.make("Pendulum-v1", max_episode_steps=50)] * n_envs)
-    model = DDPGPlus("MlpPolicy", env, seed=seed, **FAST, **options)
+    model = DDPGPlus("MlpPolicy", env, seed=seed, **(FAST | options))
     model.learn(200)
     return model
 

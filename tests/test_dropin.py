@@ -62,8 +62,8 @@ def test_upstream_policy_classes(policy):
 
 
 def test_upstream_policy_class_refuses_our_policy_only_option():
-    with pytest.raises(ValueError, match=r"critic_weight_decay.*DDPGPlusPolicy"):
-        DDPGPlus(TD3Policy, "Pendulum-v1", critic_weight_decay=0.01, **FAST)
+    with pytest.raises(TypeError, match="critic_weight_decay"):
+        DDPGPlus(TD3Policy, "Pendulum-v1", **(FAST | dict(policy_kwargs=dict(critic_weight_decay=0.01))))
 
 
 def test_load_with_plain_data_noise(tmp_path):

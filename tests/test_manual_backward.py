@@ -200,8 +200,10 @@ def test_manual_backward_is_saved_and_loaded(tmp_path):
     "options",
     [
         dict(),
-        dict(n_critics=2, policy_delay=2, target_policy_noise=0.2, target_noise_clip=0.5),
-        dict(critic_weight_decay=1e-2, actor_learning_rate=1e-4, n_steps=3),
+        dict(
+            policy_kwargs=dict(net_arch=[32, 32], n_critics=2), policy_delay=2, target_policy_noise=0.2, target_noise_clip=0.5
+        ),
+        dict(policy_kwargs=dict(net_arch=[32, 32], critic_weight_decay=1e-2), actor_learning_rate=1e-4, n_steps=3),
     ],
 )
 def test_training_matches_autograd_training(options):
@@ -216,8 +218,7 @@ def test_training_matches_autograd_training(options):
             seed=7,
             action_noise={"type": "normal", "sigma": 0.1},
             manual_backward=manual_backward,
-            policy_kwargs=dict(net_arch=[32, 32]),
-            **options,
+            **{"policy_kwargs": dict(net_arch=[32, 32]), **options},
         )
         model.learn(264)
         return model

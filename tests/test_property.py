@@ -30,8 +30,11 @@ VALID = {
     "train_freq": st.one_of(small_int, st.tuples(small_int, st.sampled_from(["step", "episode"]))),
     "gradient_steps": st.integers(-1, 4),
     "n_steps": small_int,
-    "critic_weight_decay": st.floats(min_value=0.0, max_value=0.1),
-    "n_critics": st.integers(1, 3),
+    # Policy options (as in SB3's TD3); a tiny network keeps runs fast
+    "policy_kwargs": st.fixed_dictionaries(
+        {"net_arch": st.just([8])},
+        optional={"critic_weight_decay": st.floats(min_value=0.0, max_value=0.1), "n_critics": st.integers(1, 3)},
+    ),
     "policy_delay": small_int,
     "target_policy_noise": st.floats(min_value=0.0, max_value=0.5),
     "target_noise_clip": st.floats(min_value=0.0, max_value=0.5),
@@ -98,7 +101,7 @@ def _small(kwargs):
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.fixed_dictionaries({}, optional=VALID))
 def test_legal_arguments_train(kwargs):
-    model = DDPGPlus("MlpPolicy", "Pendulum-v1", policy_kwargs=dict(net_arch=[8]), **_small(kwargs))
+    model = DDPGPlus("MlpPolicy", "Pendulum-v1", **{"policy_kwargs": dict(net_arch=[8]), **_small(kwargs)})
     model.learn(40)
     assert model.num_timesteps >= 40
 
@@ -109,7 +112,7 @@ def test_legal_arguments_train(kwargs):
 def test_random_arguments_train_or_fail_clearly(kwargs):
     kwargs = _small(kwargs)
     try:
-        model = DDPGPlus("MlpPolicy", "Pendulum-v1", policy_kwargs=dict(net_arch=[8]), **kwargs)
+        model = DDPGPlus("MlpPolicy", "Pendulum-v1", **{"policy_kwargs": dict(net_arch=[8]), **kwargs})
         model.learn(40)
     except (ValueError, TypeError) as error:
         assert str(error), f"{type(error).__name__} without a message for {kwargs}"

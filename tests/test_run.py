@@ -58,12 +58,11 @@ def test_run_td3_options():
     model = DDPGPlus(
         "MlpPolicy",
         "Pendulum-v1",
-        n_critics=2,
         policy_delay=2,
         target_policy_noise=0.2,
         target_noise_clip=0.5,
         seed=0,
-        **FAST,
+        **(FAST | dict(policy_kwargs=dict(net_arch=[16, 16], n_critics=2))),
     )
     model.learn(150)
     assert len(model.critic.q_networks) == 2
@@ -80,9 +79,8 @@ def test_run_separate_learning_rates_and_weight_decay():
         "Pendulum-v1",
         actor_learning_rate=1e-4,
         critic_learning_rate=lambda progress: 1e-3 * (0.5 + 0.5 * progress),
-        critic_weight_decay=1e-2,
         seed=0,
-        **FAST,
+        **(FAST | dict(policy_kwargs=dict(net_arch=[16, 16], critic_weight_decay=1e-2))),
     )
     model.learn(150)
     assert model.actor.optimizer.param_groups[0]["lr"] == pytest.approx(1e-4)

@@ -12,7 +12,13 @@ OPTIONS = [
     dict(),
     dict(action_noise={"type": "ornstein-uhlenbeck", "sigma": 0.3}, n_steps=3),
     dict(param_noise={"initial_stddev": 0.1, "desired_action_stddev": 0.1}, optimize_memory_usage=True),
-    dict(n_critics=2, policy_delay=2, target_policy_noise=0.2, target_noise_clip=0.5, actor_learning_rate=1e-4),
+    dict(
+        policy_kwargs=dict(net_arch=[16, 16], n_critics=2),
+        policy_delay=2,
+        target_policy_noise=0.2,
+        target_noise_clip=0.5,
+        actor_learning_rate=1e-4,
+    ),
     dict(policy_kwargs=dict(net_arch=dict(pi=[16], qf=[24, 8]), actor_layer_norm=True, critic_layer_norm=True)),
 ]
 

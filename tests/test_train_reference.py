@@ -55,15 +55,15 @@ def reference_update(
     [
         dict(),
         dict(n_steps=3),
-        dict(n_critics=2),
+        dict(policy_kwargs=dict(net_arch=[32, 32], n_critics=2)),
         dict(actor_learning_rate=1e-4, critic_learning_rate=3e-3),
         dict(policy_kwargs=dict(net_arch=[32, 32], actor_layer_norm=True, critic_layer_norm=True)),
         # Upstream's policy class (as in a file saved by SB3's DDPG or TD3), with one and two critics
-        dict(policy=TD3Policy, n_critics=1),
-        dict(policy=TD3Policy, n_critics=2),
+        dict(policy=TD3Policy, policy_kwargs=dict(net_arch=[32, 32], n_critics=1)),
+        dict(policy=TD3Policy, policy_kwargs=dict(net_arch=[32, 32], n_critics=2)),
         # Prioritised replay: importance weights (PER), Huber loss (LAP), with one and two critics
         dict(replay_buffer_kwargs=dict(prioritized="per")),
-        dict(replay_buffer_kwargs=dict(prioritized="lap"), n_critics=2),
+        dict(replay_buffer_kwargs=dict(prioritized="lap"), policy_kwargs=dict(net_arch=[32, 32], n_critics=2)),
     ],
 )
 @pytest.mark.parametrize("manual_backward", [True, False])
@@ -129,11 +129,10 @@ def test_td3_target_smoothing_and_delay_match_reference():
         learning_starts=64,
         batch_size=64,
         seed=5,
-        n_critics=2,
         policy_delay=2,
         target_policy_noise=0.2,
         target_noise_clip=0.5,
-        policy_kwargs=dict(net_arch=[32, 32]),
+        policy_kwargs=dict(net_arch=[32, 32], n_critics=2),
     )
     model.learn(64)
     np.random.seed(0)

@@ -26,9 +26,20 @@ NOISE_TYPES = ("none", "normal", "ornstein-uhlenbeck", "param", "param+normal")
 NET_ARCHS: dict[str, list[int]] = {"tiny": [32, 32], "small": [64, 64], "medium": [256, 256], "big": [400, 300]}
 #: Replay sampling of ``DDPGPlusReplayBuffer``: uniform (``None``), prioritised (``"per"``) or loss-adjusted (``"lap"``).
 PRIORITIZED: tuple[str | None, ...] = (None, "per", "lap")
-# TD3's published settings (Fujimoto et al. 2018), switched on and off together.
-TD3_TRICKS = {"n_critics": 2, "policy_delay": 2, "target_policy_noise": 0.2, "target_noise_clip": 0.5}
-DDPG_PLAIN = {"n_critics": 1, "policy_delay": 1, "target_policy_noise": 0.0, "target_noise_clip": 0.0}
+# TD3's published settings (Fujimoto et al. 2018), switched on and off together. The number of critics is a policy
+# option (as in SB3's TD3), so it sits in policy_kwargs.
+TD3_TRICKS: dict[str, Any] = {
+    "policy_delay": 2,
+    "target_policy_noise": 0.2,
+    "target_noise_clip": 0.5,
+    "policy_kwargs": {"n_critics": 2},
+}
+DDPG_PLAIN: dict[str, Any] = {
+    "policy_delay": 1,
+    "target_policy_noise": 0.0,
+    "target_noise_clip": 0.0,
+    "policy_kwargs": {"n_critics": 1},
+}
 #: Parameters added after version 1, with the value that reproduces the space before them.
 PARAM_DEFAULTS: dict[str, Any] = {"prioritized": None}
 
@@ -110,6 +121,7 @@ def sample_hyperparams(
         sigma = trial.suggest_float("param_sigma", 0.02, 0.5, log=True)
         param_noise = {"initial_stddev": sigma, "desired_action_stddev": sigma, "adoption_coefficient": 1.01}
     prioritized = trial.suggest_categorical("prioritized", list(PRIORITIZED))
+    tricks = TD3_TRICKS if td3_tricks else DDPG_PLAIN
 
     hyperparams: dict[str, Any] = {
         "policy": "MlpPolicy",
@@ -123,8 +135,9 @@ def sample_hyperparams(
         "gradient_steps": max(1, round(train_freq * updates_per_step)),
         "n_steps": n_steps,
         "action_noise": action_noise,
-        **(TD3_TRICKS if td3_tricks else DDPG_PLAIN),
+        **{key: value for key, value in tricks.items() if key != "policy_kwargs"},
         "policy_kwargs": {
+            **tricks["policy_kwargs"],
             "net_arch": list(NET_ARCHS[net_arch]),
             # Parameter noise perturbs the actor's weights; layer norm keeps the perturbation's effect comparable
             # across layers (Plappert et al. 2018), so the actor always gets it when parameter noise is on.
