@@ -52,6 +52,8 @@ class AlgoSpec:
     :param description: One line for the report.
     :param overrides: Maps an env id to the hyperparameters changed relative to the zoo's.
     :param tuned: Use ``tuning/hyperparams/<ENV>.yml`` instead of the zoo's hyperparameters.
+    :param recommended: Use the package's recommended configuration (:mod:`sb3_ddpg_plus.recommended`, the same for
+        every env) instead of the zoo's hyperparameters.
     """
 
     name: str
@@ -59,6 +61,7 @@ class AlgoSpec:
     description: str
     overrides: Callable[[str], dict[str, Any]] = field(default=lambda env_id: {})
     tuned: bool = False
+    recommended: bool = False
 
 
 ALGOS: dict[str, AlgoSpec] = {
@@ -108,6 +111,12 @@ ALGOS: dict[str, AlgoSpec] = {
         ),
         AlgoSpec(
             "ddpg_plus_tuned", "ddpg_plus", "DDPGPlus, tuned hyperparameters from tuning/hyperparams/<ENV>.yml", tuned=True
+        ),
+        AlgoSpec(
+            "ddpg_plus_recommended",
+            "ddpg_plus",
+            "DDPGPlus, the recommended configuration (sb3_ddpg_plus/hyperparams/recommended.yml, one for every env)",
+            recommended=True,
         ),
         # Prioritised replay (issue 15): the same settings as the uniform variant they extend
         *(
@@ -174,7 +183,14 @@ def hyperparams_for(name: str, env_id: str, budget: int | None = None, tuned_dir
     :return: The hyperparameters, or ``None`` when the algorithm is not available for this env (no tuned file).
     """
     spec = get_algo(name)
-    if spec.tuned:
+    if spec.recommended:
+        from sb3_ddpg_plus.recommended import recommended_hyperparams
+
+        try:
+            hyperparams = recommended_hyperparams()
+        except FileNotFoundError:
+            return None
+    elif spec.tuned:
         path = tuned_path(env_id, tuned_dir)
         if not path.exists():
             return None

@@ -1,0 +1,60 @@
+"""
+The recommended DDPGPlus configuration: one set of hyperparameters, tuned across tasks, for any continuous-control
+(Box action space) environment.
+
+``DDPGPlus()``'s own defaults stay SB3 DDPG's, so that the package is a drop-in; the recommended configuration is
+what to start from on a new task when you want what this package adds. It lives as plain data in
+``sb3_ddpg_plus/hyperparams/recommended.yml`` (its ``default`` section; no per-environment entries, since it is the
+one configuration meant to generalise), written from a cross-task Optuna study of ``tuning/``, whose header says
+which study, trial and budgets it comes from. In one line::
+
+    model = DDPGPlus("MlpPolicy", env, **recommended_kwargs())
+
+and from rl-zoo3: ``python -m sb3_ddpg_plus.zoo train --algo ddpg_plus --env ENV --conf-file`` with
+:data:`RECOMMENDED_FILE` (see the README).
+"""
+
+import copy
+from pathlib import Path
+from typing import Any
+
+#: The shipped file (rl-zoo3 format: a ``default`` section).
+RECOMMENDED_FILE = Path(__file__).parent / "hyperparams" / "recommended.yml"
+
+
+def recommended_hyperparams(path: "str | Path | None" = None) -> dict[str, Any]:
+    """
+    :param path: Another file in the same format (default: :data:`RECOMMENDED_FILE`)
+    :return: The plain-data hyperparameters of the ``default`` section (validated), without the study's
+        ``n_timesteps``: the budget is the user's
+    :raises FileNotFoundError: the file is missing (an installation without package data)
+    """
+    from sb3_ddpg_plus.hyperparams import load_hyperparams
+
+    path = Path(path) if path is not None else RECOMMENDED_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"no recommended configuration at {path} (reinstall sb3_ddpg_plus with its data files)")
+    hyperparams = load_hyperparams(path, "default")
+    hyperparams.pop("n_timesteps", None)
+    return hyperparams
+
+
+def recommended_kwargs(path: "str | Path | None" = None, **overrides: Any) -> dict[str, Any]:
+    """
+    Constructor keyword arguments of the recommended configuration, for ``DDPGPlus("MlpPolicy", env, **kwargs)``.
+
+    :param path: Another file in the same format (default: :data:`RECOMMENDED_FILE`)
+    :param overrides: Arguments to change (``policy_kwargs`` is merged key by key, so
+        ``policy_kwargs=dict(net_arch=[64, 64])`` keeps the recommended layer norm and number of critics)
+    :return: Keyword arguments (noises as plain data, which ``DDPGPlus`` builds), without ``policy``
+    """
+    from sb3_ddpg_plus.hyperparams import to_constructor_kwargs
+
+    kwargs = to_constructor_kwargs(recommended_hyperparams(path))
+    kwargs.pop("policy", None)
+    for key, value in overrides.items():
+        if key == "policy_kwargs" and isinstance(value, dict):
+            kwargs["policy_kwargs"] = {**kwargs.get("policy_kwargs", {}), **copy.deepcopy(value)}
+        else:
+            kwargs[key] = value
+    return kwargs
