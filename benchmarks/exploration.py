@@ -3,31 +3,46 @@ Exploration experiments (issue: parameter-space noise done right), each writing 
 machine and versions:
 
 - ``param-noise-distance``: DDPGPlus with adaptive parameter noise on Pendulum-v1; records every adaptation's measured
-  distance and sigma (from the logger) and reports how close the distance settles to ``desired_action_stddev``.
+  distance and sigma (from the logger) and reports how close the distance settles to ``desired_action_stddev``. One
+  ``learn()`` call, no evaluation: it reads the logger, not returns.
 - ``mountaincar``: MountainCarContinuous-v0, where doing nothing scores 0 and small Gaussian noise never finds the goal.
   DDPGPlus with parameter noise and with OU noise against upstream SB3 DDPG with Gaussian noise (sigma 0.1, the
-  zoo's default noise), several seeds, same budget, networks and evaluation (10 deterministic episodes).
+  zoo's default noise), several seeds, same budget, networks and evaluation. Each run is the experiments' protocol
+  (:func:`sb3_ddpg_plus.experiments.protocol.train_and_evaluate`, as ``python -m benchmarks run`` and ``tuning/``):
+  one ``learn()`` call, evaluated (``--eval-episodes`` deterministic episodes, on a separate env seeded
+  ``seed + 10000``) at step 0, every ``--eval-freq`` steps and at the end, with the training episodes recorded; the
+  statistics are :mod:`sb3_ddpg_plus.experiments.stats`'s.
+
+  The committed ``results/mountaincar_exploration.{md,json}`` came from this module's older loop (one ``learn()`` call
+  per ``--eval-freq`` steps, each followed by an evaluation, none at step 0), not from the protocol. Under the
+  protocol the numbers change for the same seeds: the evaluation env first plays the episodes of the step-0
+  evaluation, so later evaluations see other episodes; each evaluation happens inside ``learn()``, before the
+  gradient step of its last env step; and training is one ``learn()`` call instead of one per evaluation. Rerunning
+  the committed command regenerates the file under the protocol (about 50 minutes of CPU: 15 runs of about 3 minutes
+  at one thread each).
 
 Usage::
 
-    python -m benchmarks.exploration param-noise-distance --steps 10000
-    python -m benchmarks.exploration mountaincar --seeds 0 1 2 3 4 --budget 15000 --jobs 2
+    python -m benchmarks.exploration param-noise-distance --steps 30000
+    python -m benchmarks.exploration mountaincar --seeds 0 1 2 3 4 --budget 30000 --eval-freq 10000 --jobs 2
 """
 
 from __future__ import annotations
 
 import argparse
 import concurrent.futures
-import json
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-RESULTS = Path(__file__).resolve().parent / "results"
+from benchmarks.common import RESULTS_DIR, command_line, now_utc
+
+MOUNTAINCAR = "MountainCarContinuous-v0"
 MOUNTAINCAR_CONFIGS = ("ddpg_plus_param", "ddpg_plus_ou", "sb3_ddpg_gaussian")
+#: A MountainCar run is solved when its final evaluation's mean return reaches this (the goal pays 100, minus the
+#: action cost).
+SOLVED = 90.0
 
 
 def _environment() -> dict[str, str]:
@@ -38,25 +53,26 @@ def _environment() -> dict[str, str]:
     return {
         "machine": f"{machine['cpu_model']}, {machine['logical_cores']} logical cores, {machine['platform']}",
         "versions": ", ".join(f"{name} {version}" for name, version in info["versions"].items()),
-        "command": "python -m benchmarks.exploration " + " ".join(sys.argv[1:]),
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "command": command_line(),
+        "date": now_utc(),
     }
 
 
-def _write(name: str, text: str, data: dict[str, Any]) -> None:
-    from sb3_ddpg_plus.experiments.records import write_file
+def _write(out: Path, name: str, text: str, data: dict[str, Any]) -> None:
+    from sb3_ddpg_plus.experiments.records import write_file, write_json
 
-    write_file(RESULTS / f"{name}.md", text)
-    write_file(RESULTS / f"{name}.json", json.dumps(data, indent=1))
+    write_file(out / f"{name}.md", text)
+    write_json(out / f"{name}.json", data)
     print(text)
 
 
 # ----------------------------------------------------------------------------------------------- parameter noise
-def param_noise_distance(steps: int, seed: int, desired: float) -> None:
+def param_noise_distance(steps: int, seed: int, desired: float, out: Path = RESULTS_DIR) -> None:
     """
     :param steps: Training steps on Pendulum-v1
     :param seed: Seed
     :param desired: ``desired_action_stddev``
+    :param out: Folder of the result files
     """
     import torch as th
     from stable_baselines3.common.logger import Logger
@@ -94,12 +110,13 @@ def param_noise_distance(steps: int, seed: int, desired: float) -> None:
     window = 20
     rolling = np.convolve(distances, np.ones(window) / window, mode="valid")
     within = np.abs(rolling - desired) / desired <= 0.2
+    env = _environment()
     text = "\n".join(
         [
             "# Adaptive parameter noise on Pendulum-v1: measured action distance vs desired",
             "",
-            f"- Command: `{_environment()['command']}`",
-            f"- Machine: {_environment()['machine']}; {_environment()['versions']}; {_environment()['date']}",
+            f"- Command: `{env['command']}`",
+            f"- Machine: {env['machine']}; {env['versions']}; {env['date']}",
             f"- DDPGPlus, [64, 64] networks with actor layer norm (default with parameter noise), learning_starts 1000, "
             f"adaptation every {model.param_noise_adaption_interval} gradient steps, seed {seed}, {steps} steps.",
             "",
@@ -119,9 +136,10 @@ def param_noise_distance(steps: int, seed: int, desired: float) -> None:
         ]
     )
     _write(
+        out,
         "param_noise_pendulum",
         text,
-        {**_environment(), "desired": desired, "distances": distances.tolist(), "stds": recorder.stds},
+        {**env, "desired": desired, "distances": distances.tolist(), "stds": recorder.stds},
     )
 
 
@@ -142,54 +160,66 @@ def _mountaincar_model(config: str, env: Any, seed: int, net_arch: list[int]) ->
     raise ValueError(f"Unknown configuration {config!r}, expected one of {MOUNTAINCAR_CONFIGS}")
 
 
-def _mountaincar_run(config: str, seed: int, budget: int, eval_freq: int, net_arch: list[int]) -> dict[str, Any]:
-    import gymnasium as gym
+def _mountaincar_run(
+    config: str, seed: int, budget: int, eval_freq: int, n_eval_episodes: int, net_arch: list[int]
+) -> dict[str, Any]:
+    """One run under the experiments' protocol; a process-pool entry, hence the plain-data result."""
     import torch as th
-    from stable_baselines3.common.evaluation import evaluate_policy
-    from stable_baselines3.common.monitor import Monitor
-    from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize, sync_envs_normalization
+
+    from sb3_ddpg_plus.experiments.protocol import train_and_evaluate
 
     th.set_num_threads(1)
     # Normalised observations for every configuration: the velocity (|v| < 0.07) would otherwise be invisible next
-    # to the position, and a perturbed actor could not depend on it (baselines' DDPG normalises observations too)
-    monitor = Monitor(gym.make("MountainCarContinuous-v0"))
-    env = VecNormalize(DummyVecEnv([lambda: monitor]), norm_obs=True, norm_reward=False)
-    eval_env = VecNormalize(
-        DummyVecEnv([lambda: Monitor(gym.make("MountainCarContinuous-v0"))]), norm_obs=True, norm_reward=False, training=False
+    # to the position, and a perturbed actor could not depend on it (baselines' DDPG normalises observations too).
+    # Only the runner key is given: the models are not built from plain data (upstream DDPG takes noise objects)
+    runner = {"normalize": {"norm_obs": True, "norm_reward": False}}
+    result = train_and_evaluate(
+        runner,
+        MOUNTAINCAR,
+        seed,
+        budget,
+        eval_freq,
+        n_eval_episodes,
+        make_model=lambda env: _mountaincar_model(config, env, seed, net_arch),
     )
-    eval_env.seed(10_000 + seed)
-    model = _mountaincar_model(config, env, seed, net_arch)
-    curve = []
-    start = time.time()
-    for step in range(eval_freq, budget + 1, eval_freq):
-        model.learn(eval_freq, reset_num_timesteps=False)
-        sync_envs_normalization(env, eval_env)
-        mean, _ = evaluate_policy(model, eval_env, n_eval_episodes=10, deterministic=True)
-        curve.append((step, float(mean)))
-    train_returns = [float(r) for r in monitor.get_episode_rewards()]
     return {
         "config": config,
         "seed": seed,
-        "curve": curve,
-        "final": curve[-1][1],
-        "training_episodes_reaching_goal": sum(r > 0 for r in train_returns),
-        "training_episodes": len(train_returns),
-        "wall_time_s": time.time() - start,
+        "curve": [[step, mean] for step, mean in zip(result.timesteps, result.mean_returns, strict=True)],
+        "eval_returns": result.returns,
+        "final": result.score(),
+        "training_episodes_reaching_goal": sum(value > 0 for value in result.episode_returns),
+        "training_episodes": len(result.episode_returns),
+        "wall_time_s": round(result.wall_s, 2),
+        "eval_time_s": round(result.eval_s, 2),
     }
 
 
-def mountaincar(seeds: list[int], budget: int, eval_freq: int, jobs: int, net_arch: list[int]) -> None:
+def mountaincar(
+    seeds: list[int],
+    budget: int,
+    eval_freq: int,
+    jobs: int,
+    net_arch: list[int],
+    n_eval_episodes: int = 10,
+    out: Path = RESULTS_DIR,
+) -> None:
     """
     :param seeds: Seeds (one run per seed and configuration)
     :param budget: Training steps per run
     :param eval_freq: Evaluate every this many steps
     :param jobs: Parallel processes
     :param net_arch: Network sizes (the same for every configuration)
+    :param n_eval_episodes: Deterministic episodes per evaluation
+    :param out: Folder of the result files
     """
+    from sb3_ddpg_plus.experiments.protocol import EVAL_SEED_OFFSET
+    from sb3_ddpg_plus.experiments.stats import mean_std, stratified_bootstrap_ci
+
     tasks = [(config, seed) for seed in seeds for config in MOUNTAINCAR_CONFIGS]
     results: list[dict[str, Any]] = []
     with concurrent.futures.ProcessPoolExecutor(max_workers=jobs) as pool:
-        futures = [pool.submit(_mountaincar_run, c, s, budget, eval_freq, net_arch) for c, s in tasks]
+        futures = [pool.submit(_mountaincar_run, c, s, budget, eval_freq, n_eval_episodes, net_arch) for c, s in tasks]
         for future in concurrent.futures.as_completed(futures):
             result = future.result()
             results.append(result)
@@ -201,30 +231,35 @@ def mountaincar(seeds: list[int], budget: int, eval_freq: int, jobs: int, net_ar
         "",
         f"- Command: `{env['command']}`",
         f"- Machine: {env['machine']}; {env['versions']}; {env['date']}",
-        f"- Budget {budget} steps per run, evaluation every {eval_freq} steps with 10 deterministic episodes; "
-        f"networks {net_arch} for every configuration, learning_starts 100, batch 256, other hyperparameters at "
-        "SB3's DDPG defaults; observations normalised with `VecNormalize(norm_obs=True, norm_reward=False)` for every "
-        "configuration. Solved means a mean evaluation return >= 90.",
+        f"- Budget {budget} steps per run; the experiments' protocol (`sb3_ddpg_plus/experiments/protocol.py`): "
+        f"evaluation at step 0, every {eval_freq} steps and at the end with {n_eval_episodes} deterministic episodes "
+        f"on a separate env (seed + {EVAL_SEED_OFFSET}); networks {net_arch} for every configuration, learning_starts "
+        "100, batch 256, other hyperparameters at SB3's DDPG defaults; observations normalised with "
+        "`VecNormalize(norm_obs=True, norm_reward=False)` for every configuration. Solved means a final mean "
+        f"evaluation return >= {SOLVED:g}.",
         "- Configurations: `ddpg_plus_param` = DDPGPlus with adaptive parameter noise (initial and desired std 0.5, "
         "actor layer norm); `ddpg_plus_ou` = DDPGPlus with OU noise sigma 0.5; `sb3_ddpg_gaussian` = upstream SB3 DDPG "
         "with `NormalActionNoise(sigma=0.1)`.",
         "",
-        "| configuration | seeds solved (final >= 90) | final returns by seed | mean final "
-        "| training episodes reaching the goal |",
-        "|---|---:|---|---:|---:|",
+        f"| configuration | seeds solved (final >= {SOLVED:g}) | final returns by seed | mean final "
+        "| IQM final [95% CI] | training episodes reaching the goal |",
+        "|---|---:|---|---:|---:|---:|",
     ]
     for config in MOUNTAINCAR_CONFIGS:
         runs = sorted((r for r in results if r["config"] == config), key=lambda r: r["seed"])
         finals = [r["final"] for r in runs]
-        solved = sum(f >= 90 for f in finals)
+        mean, _ = mean_std(finals)
+        iqm, low, high = stratified_bootstrap_ci([finals])
+        solved = sum(f >= SOLVED for f in finals)
         reached = sum(r["training_episodes_reaching_goal"] for r in runs)
         episodes = sum(r["training_episodes"] for r in runs)
         lines.append(
-            f"| {config} | {solved}/{len(finals)} | {', '.join(f'{f:.1f}' for f in finals)} | {np.mean(finals):.1f} "
-            f"| {reached}/{episodes} |"
+            f"| {config} | {solved}/{len(finals)} | {', '.join(f'{f:.1f}' for f in finals)} | {mean:.1f} "
+            f"| {iqm:.1f} [{low:.1f}, {high:.1f}] | {reached}/{episodes} |"
         )
     lines.append("")
-    _write("mountaincar_exploration", "\n".join(lines), {**env, "runs": results})
+    protocol = {"n_eval_episodes": n_eval_episodes, "eval_freq": eval_freq, "eval_seed_offset": EVAL_SEED_OFFSET}
+    _write(out, "mountaincar_exploration", "\n".join(lines), {**env, "protocol": protocol, "runs": results})
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -240,13 +275,18 @@ def main(argv: list[str] | None = None) -> None:
     car.add_argument("--eval-freq", type=int, default=5_000, help="evaluate every this many steps")
     car.add_argument("--jobs", type=int, default=1, help="parallel processes")
     car.add_argument("--net-arch", type=int, nargs="+", default=[64, 64], help="hidden layer sizes")
+    car.add_argument("--eval-episodes", type=int, default=10, help="deterministic episodes per evaluation")
+    for command in (distance, car):
+        command.add_argument("--out", type=Path, default=RESULTS_DIR, help="folder of the result files")
     args = parser.parse_args(argv)
     if args.command == "param-noise-distance":
-        param_noise_distance(args.steps, args.seed, args.desired)
+        param_noise_distance(args.steps, args.seed, args.desired, args.out)
     else:
         if args.budget < args.eval_freq or args.eval_freq <= 0:
             parser.error("--budget must be >= --eval-freq > 0")
-        mountaincar(args.seeds, args.budget, args.eval_freq, args.jobs, args.net_arch)
+        if args.eval_episodes < 1:
+            parser.error("--eval-episodes must be >= 1")
+        mountaincar(args.seeds, args.budget, args.eval_freq, args.jobs, args.net_arch, args.eval_episodes, args.out)
 
 
 if __name__ == "__main__":

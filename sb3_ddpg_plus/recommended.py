@@ -10,8 +10,10 @@ which study, trial and budgets it comes from. In one line::
 
     model = DDPGPlus("MlpPolicy", env, **recommended_kwargs())
 
-and from rl-zoo3: ``python -m sb3_ddpg_plus.zoo train --algo ddpg_plus --env ENV --conf-file`` with
-:data:`RECOMMENDED_FILE` (see the README).
+and from rl-zoo3, for any environment (the zoo reads a ``--conf-file`` that is a module name from the module's
+``hyperparams``, and falls back to its ``default`` entry)::
+
+    python -m sb3_ddpg_plus.zoo train --algo ddpg_plus --env ENV --conf-file sb3_ddpg_plus.recommended -n 100000
 """
 
 import copy
@@ -58,3 +60,21 @@ def recommended_kwargs(path: "str | Path | None" = None, **overrides: Any) -> di
         else:
             kwargs[key] = value
     return kwargs
+
+
+def __getattr__(name: str) -> Any:
+    """
+    ``hyperparams``: the table rl-zoo3 reads from a ``--conf-file`` module, ``{"default": ...}`` with the file's
+    ``n_timesteps`` (the zoo's ``-n`` overrides it). Computed on access: a missing file is an error of the command that
+    reads it, not of ``import``.
+
+    :param name: The attribute
+    :return: The table, for ``hyperparams``
+    :raises AttributeError: for any other name
+    """
+    if name == "hyperparams":
+        from sb3_ddpg_plus.hyperparams import load_hyperparams
+
+        recommended_hyperparams()  # the clear error when the file is missing
+        return {"default": load_hyperparams(RECOMMENDED_FILE, "default")}
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -12,9 +12,13 @@ continuous-action algorithm:
   ``imageio-ffmpeg`` package where none is on the ``PATH``);
 - ``plot_train``, ``all_plots`` and ``plot_from_file`` (the zoo's plots; they read log folders, any algorithm).
 
-Without ``--conf-file``, ``train`` uses the package's default hyperparameters
-(``sb3_ddpg_plus/hyperparams/ddpg_plus.yml``). ``-optimize`` searches the space of ``python -m tuning``
-(:mod:`sb3_ddpg_plus.experiments.search_space`, minus the budget-bound knobs, which stay the file's).
+Without ``--conf-file``, ``train`` uses the package's default hyperparameters: rl-zoo3's own ``ddpg.yml``, read as
+plain data, with our differences from ``sb3_ddpg_plus/hyperparams/ddpg_plus.yml`` merged in
+(:func:`sb3_ddpg_plus.experiments.zoo_hyperparams.ddpg_plus_hyperparams`). rl-zoo3 takes them from this module: a
+``--conf-file`` that is neither ``.yml`` nor ``.py`` is a module whose ``hyperparams`` dict it reads
+(``ExperimentManager.read_hyperparameters``), so nothing is written to disk and nothing is ``exec``-ed.
+``-optimize`` searches the space of ``python -m tuning`` (:mod:`sb3_ddpg_plus.experiments.search_space`, minus the
+budget-bound knobs, which stay the file's).
 ``--gym-packages pybullet_envs_gymnasium`` registers the PyBullet tasks. Everything these commands import is in the
 ``zoo`` extra: ``pip install "sb3_ddpg_plus[zoo]"``.
 """
@@ -28,14 +32,31 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 from sb3_ddpg_plus.ddpg_plus import DDPGPlus
 from sb3_ddpg_plus.experiments.search_space import convert_ddpg_plus_params, sample_ddpg_plus_params
+from sb3_ddpg_plus.experiments.zoo_hyperparams import ddpg_plus_hyperparams
 
 ALGO_NAME = "ddpg_plus"
-DEFAULT_HYPERPARAMS = Path(__file__).parent / "hyperparams" / "ddpg_plus.yml"
+#: ``--conf-file`` of ``train`` when none is given: this module, by name (rl-zoo3 imports it and reads its
+#: ``hyperparams``; see :func:`__getattr__`).
+DEFAULT_CONF_FILE = "sb3_ddpg_plus.zoo"
+
+
+def __getattr__(name: str) -> Any:
+    """
+    ``hyperparams``: the default hyperparameters per environment id, as rl-zoo3 reads them from a ``--conf-file``
+    module. Computed on access, not on import (rl-zoo3 may be missing, and its ``ddpg.yml`` is only read when
+    needed), and a new dict each time (rl-zoo3 updates the entry it uses in place).
+
+    :param name: The attribute
+    :return: :func:`~sb3_ddpg_plus.experiments.zoo_hyperparams.ddpg_plus_hyperparams`'s table for ``hyperparams``
+    :raises AttributeError: for any other name
+    """
+    if name == "hyperparams":
+        return ddpg_plus_hyperparams()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def register() -> None:
@@ -133,7 +154,7 @@ def _record_training_patches() -> Iterator[None]:
 def _with_default_conf_file(argv: list[str]) -> list[str]:
     if any(arg in ("-conf", "--conf-file") or arg.startswith("--conf-file=") for arg in argv):
         return argv
-    return [*argv, "--conf-file", str(DEFAULT_HYPERPARAMS)]
+    return [*argv, "--conf-file", DEFAULT_CONF_FILE]
 
 
 def main(argv: list[str] | None = None) -> None:

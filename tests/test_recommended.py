@@ -59,3 +59,11 @@ def test_shipped_configuration_is_one_default_section_used_by_the_benchmark():
     hyperparams = recommended_hyperparams()
     assert hyperparams_for("ddpg_plus_recommended", "HopperBulletEnv-v0", budget=100) == {**hyperparams, "n_timesteps": 100}
     DDPGPlus("MlpPolicy", "MountainCarContinuous-v0", **recommended_kwargs())
+
+
+@pytest.mark.skipif(not RECOMMENDED_FILE.exists(), reason="no recommended configuration shipped yet")
+def test_zoo_reads_the_recommended_module_for_any_env():
+    import importlib
+
+    table = importlib.import_module("sb3_ddpg_plus.recommended").hyperparams
+    assert list(table) == ["default"] and table["default"]["n_timesteps"] > 0

@@ -1,3 +1,4 @@
+import importlib
 import os
 import subprocess
 import sys
@@ -8,6 +9,7 @@ import pytest
 
 from sb3_ddpg_plus import DDPGPlus, zoo
 from sb3_ddpg_plus.experiments.search_space import NOISE_TYPES, convert_ddpg_plus_params, sample_ddpg_plus_params
+from sb3_ddpg_plus.experiments.zoo_hyperparams import ddpg_plus_hyperparams
 
 pytest.importorskip("rl_zoo3")
 
@@ -34,6 +36,20 @@ def test_zoo_train_and_enjoy(tmp_path):
     train_tiny(tmp_path)
     result = run_zoo("enjoy", *PENDULUM, "-f", str(tmp_path), "-n", "200", "--no-render")
     assert "Mean reward" in result.stdout
+
+
+def test_zoo_train_defaults_come_from_this_module(tmp_path):
+    # Without --conf-file, rl-zoo3 imports the module named instead and reads its `hyperparams`: the zoo's ddpg.yml
+    # with our differences, computed when read (a fresh dict: rl-zoo3 updates the entry it uses)
+    assert zoo._with_default_conf_file([*PENDULUM])[-2:] == ["--conf-file", zoo.DEFAULT_CONF_FILE]
+    assert zoo._with_default_conf_file([*PENDULUM, "--conf-file", "mine.yml"]) == [*PENDULUM, "--conf-file", "mine.yml"]
+    module = importlib.import_module(zoo.DEFAULT_CONF_FILE)
+    assert module.hyperparams == ddpg_plus_hyperparams() and module.hyperparams is not module.hyperparams
+    with pytest.raises(AttributeError, match="no attribute 'hyperparam'"):
+        _ = zoo.hyperparam
+    run = train_tiny(tmp_path)
+    config = (run / "Pendulum-v1" / "config.yml").read_text()
+    assert "action_noise" in config and "noise_type" not in config and "gamma" in config
 
 
 def test_zoo_train_resumes_from_a_saved_model(tmp_path):

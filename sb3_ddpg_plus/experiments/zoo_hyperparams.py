@@ -10,6 +10,11 @@ The files are read with ``yaml.safe_load``. rl-zoo3 ``eval``-s some of their str
   ``"dict(net_arch=[400, 300])"``, go through :func:`parse_kwargs`, which accepts only ``dict(key=literal, ...)`` or
   a dict literal, each value read by ``ast.literal_eval``; anything else (a name such as ``nn.ReLU``, a call, an
   attribute) is refused with an error naming it.
+
+DDPGPlus's own defaults (those of ``python -m sb3_ddpg_plus.zoo train``) are derived from the same file:
+:func:`ddpg_plus_hyperparams` is the zoo's ``ddpg.yml`` with our differences, and only those, merged in from
+``sb3_ddpg_plus/hyperparams/ddpg_plus.yml`` (:data:`OVERRIDES_FILE`); a new rl-zoo3 release is followed without
+copying its values by hand.
 """
 
 import ast
@@ -26,6 +31,11 @@ ZOO_FILES = {"ddpg": "ddpg.yml", "td3": "td3.yml"}
 #: Keys whose values rl-zoo3 writes as Python source.
 _PYTHON_KEYS = ("policy_kwargs", "replay_buffer_kwargs", "normalize")
 EXTRA_HINT = 'pip install "sb3_ddpg_plus[zoo]"'
+#: Our differences from rl-zoo3's ``ddpg.yml`` (see :func:`ddpg_plus_hyperparams`).
+OVERRIDES_FILE = Path(__file__).resolve().parent.parent / "hyperparams" / "ddpg_plus.yml"
+#: Values that an override replaces whole: an action noise is one choice (``{type: normal, sigma: 0.1}`` and an OU
+#: noise share no parameter), where other mappings (``policy_kwargs``, ``param_noise``) are merged key by key.
+REPLACED_WHOLE = ("action_noise",)
 
 
 def zoo_hyperparams_dir() -> Path:
@@ -108,3 +118,55 @@ def zoo_hyperparams(env_id: str, algo: str = "ddpg") -> dict[str, Any]:
     """
     table = _read(algo)
     return copy.deepcopy(table.get(env_id, table["default"]))
+
+
+def merge_hyperparams(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """
+    :param base: Plain-data hyperparameters
+    :param overrides: Values to change: mappings (``policy_kwargs``) are merged key by key, except
+        :data:`REPLACED_WHOLE`; other values are replaced
+    :return: A new merged dict (neither argument is changed)
+    """
+    merged = copy.deepcopy(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict) and key not in REPLACED_WHOLE:
+            merged[key] = merge_hyperparams(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def read_overrides(path: "str | Path" = OVERRIDES_FILE) -> dict[str, dict[str, Any]]:
+    """
+    :param path: A YAML file of differences from the zoo's ``ddpg.yml``, one mapping per environment id (``default``
+        changes every environment; an empty file changes nothing)
+    :return: The differences per environment id
+    :raises ValueError: the file is not a mapping of mappings
+    """
+    with open(path, encoding="utf-8") as file:
+        data = yaml.safe_load(file) or {}
+    if not isinstance(data, dict) or not all(isinstance(entry, dict) for entry in data.values()):
+        raise ValueError(f"{path} must map environment ids to mappings of hyperparameters")
+    return data
+
+
+def ddpg_plus_hyperparams(overrides: "str | Path" = OVERRIDES_FILE) -> dict[str, dict[str, Any]]:
+    """
+    DDPGPlus's default hyperparameters, per environment id: rl-zoo3's ``ddpg.yml`` as plain data (:func:`to_plain`)
+    with our differences merged in (:func:`merge_hyperparams`). The ``default`` entry of the differences applies to
+    every environment; an environment that only the differences list starts from the zoo's ``default``.
+
+    Read it as any file keyed by environment: ``load_hyperparams(ddpg_plus_hyperparams(), env_id)``.
+
+    :param overrides: The file of differences (:func:`read_overrides`)
+    :return: A new table ``{env_id: hyperparameters}``, with a ``default`` entry
+    :raises ModuleNotFoundError: rl-zoo3 is not installed (the message names the extra that installs it)
+    """
+    zoo = _read("ddpg")
+    ours = read_overrides(overrides)
+    common = ours.get("default", {})
+    table = {}
+    for env_id in [*zoo, *(env_id for env_id in ours if env_id not in zoo)]:
+        entry = merge_hyperparams(zoo.get(env_id, zoo["default"]), common)
+        table[env_id] = merge_hyperparams(entry, ours.get(env_id, {}))
+    return table
