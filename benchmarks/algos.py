@@ -22,7 +22,7 @@ import numpy as np
 from stable_baselines3.common.noise import ActionNoise, NormalActionNoise, OrnsteinUhlenbeckActionNoise
 
 from sb3_ddpg_plus.experiments.search_space import TD3_TRICKS
-from sb3_ddpg_plus.experiments.zoo_hyperparams import zoo_hyperparams
+from sb3_ddpg_plus.experiments.zoo_hyperparams import merge_hyperparams, zoo_hyperparams
 
 #: Where tuned hyperparameters live (one ``<ENV>.yml`` per environment, written by ``tuning/``).
 TUNED_DIR = Path(__file__).resolve().parent.parent / "tuning" / "hyperparams"
@@ -140,16 +140,12 @@ ALGOS: dict[str, AlgoSpec] = {
 def deep_merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
     """
     :param base: Hyperparameters.
-    :param overrides: Values to change; nested dicts (``policy_kwargs``) are merged key by key, other values replaced.
+    :param overrides: Values to change; nested dicts (``policy_kwargs``) are merged key by key, other values (and
+        ``action_noise``) replaced: the merge of the package's zoo defaults
+        (:func:`sb3_ddpg_plus.experiments.zoo_hyperparams.merge_hyperparams`).
     :return: A new merged dict.
     """
-    merged = copy.deepcopy(base)
-    for key, value in overrides.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict) and key != "action_noise":
-            merged[key] = deep_merge(merged[key], value)
-        else:
-            merged[key] = copy.deepcopy(value)
-    return merged
+    return merge_hyperparams(base, overrides)
 
 
 def tuned_path(env_id: str, tuned_dir: Path = TUNED_DIR) -> Path:
