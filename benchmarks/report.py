@@ -3,9 +3,11 @@ Report of a benchmark grid: ``python -m benchmarks report [--runs benchmarks/res
 
 Reads the run files written by :mod:`benchmarks.runner` and writes, into ``--out`` (default ``benchmarks/results``):
 ``summary.csv`` (``env,algo,n_seeds,budget,mean,std,iqm,iqm_low,iqm_high``), ``runs.csv`` (one row per run),
-``curves_<env>.png`` (mean evaluation return and its 95% bootstrap band per algorithm) and ``README.md``. The
-statistics (IQM, stratified bootstrap intervals, probability of improvement) are
-:mod:`sb3_ddpg_plus.experiments.stats`.
+``curves_<env>.png`` (IQM evaluation return over seeds and its 95% stratified bootstrap band per algorithm),
+``time_<env>.png`` (the same against training seconds, for runs that record them), ``performance_profile.png``
+(normalised final scores over all envs, normalised with ``tuning/reference_scores.yml``) and ``README.md``, which
+adds steps-to-threshold and time-to-threshold tables (:data:`THRESHOLDS`). The statistics (IQM, stratified bootstrap
+intervals, probability of improvement, performance profiles) are :mod:`sb3_ddpg_plus.experiments.stats`.
 """
 
 from __future__ import annotations
@@ -13,23 +15,56 @@ from __future__ import annotations
 import argparse
 import collections
 import csv
+import datetime
 import io
 import json
+import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from benchmarks.common import RESULTS_DIR, command_line, now_utc
 from sb3_ddpg_plus.experiments.records import write_file
-from sb3_ddpg_plus.experiments.stats import N_RESAMPLES, mean_std, probability_of_improvement_ci, stratified_bootstrap_ci
+from sb3_ddpg_plus.experiments.stats import (
+    N_RESAMPLES,
+    iqm,
+    mean_std,
+    performance_profile_ci,
+    probability_of_improvement_ci,
+    stratified_bootstrap_ci,
+)
 
 SUMMARY_COLUMNS = ("env", "algo", "n_seeds", "budget", "mean", "std", "iqm", "iqm_low", "iqm_high")
 BASELINE = "sb3_ddpg"
 TD3 = "sb3_td3"
 #: Return at which an env counts as solved (gymnasium's ``reward_threshold``), for the envs where the report says so.
 SOLVED_AT = {"MountainCarContinuous-v0": 90.0}
+#: The repository root (paths quoted in the report are relative to it).
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+class Threshold(NamedTuple):
+    """A return to reach, for the steps-to-threshold and time-to-threshold tables."""
+
+    value: float
+    #: Where the value comes from (quoted in the report).
+    source: str
+
+
+#: Thresholds of the steps-to-threshold and time-to-threshold tables, one per env, each with its origin. Gymnasium's
+#: ``reward_threshold`` where it is reachable at our budgets; otherwise a level stated here, between the random policy
+#: and the reference of ``tuning/reference_scores.yml`` (normalised score in the source text).
+THRESHOLDS: dict[str, Threshold] = {
+    "MountainCarContinuous-v0": Threshold(SOLVED_AT["MountainCarContinuous-v0"], "gymnasium's reward_threshold"),
+    # Pendulum-v1 has no reward_threshold; -200 is the usual "swings up and holds" level (rl-zoo3's DDPG: -152).
+    "Pendulum-v1": Threshold(-200.0, "no reward_threshold in gymnasium; swings up and holds, normalised 0.95"),
+    # pybullet_envs registers 3000 (HalfCheetah) and 2500 (Hopper), out of reach at 10k-100k steps (SB3's docs: DDPG
+    # 2272 and 1201 after 1M steps); 1000 is a gait that moves forward steadily.
+    "HalfCheetahBulletEnv-v0": Threshold(1000.0, "PyBullet's 3000 is out of reach at these budgets; normalised 0.68"),
+    "HopperBulletEnv-v0": Threshold(1000.0, "PyBullet's 2500 is out of reach at these budgets; normalised 0.86"),
+}
 
 #: Published reference results (single trained agent, rl-zoo ``benchmark.md``; SB3 docs, 1M steps, PyBullet: DDPG
 #: 6 seeds, TD3 3 seeds), quoted in the report next to ours. Keys: env -> label -> text.
@@ -180,44 +215,397 @@ def runs_csv(runs: Sequence[dict[str, Any]]) -> str:
     return buffer.getvalue()
 
 
-def plot_curves(env: str, budget: int, by_algo: dict[str, list[dict[str, Any]]], path: Path) -> None:
+def curve_matrix(runs: Sequence[dict[str, Any]], key: str = "mean_return") -> tuple[list[int], np.ndarray]:
     """
-    Learning curves: per algorithm, the mean over seeds of the evaluation return and its 95% bootstrap band.
+    :param runs: Run records of one algorithm on one env
+    :param key: Per-evaluation field of ``eval`` to read (``mean_return``, ``train_s``)
+    :return: The evaluation steps every run has (they agree unless a run used other settings) and the field's values
+        there, shape ``(runs, steps)``
+    """
+    common = sorted(set.intersection(*(set(r["eval"]["timesteps"]) for r in runs)))
+    values = np.array(
+        [[dict(zip(r["eval"]["timesteps"], r["eval"][key], strict=True))[t] for t in common] for r in runs], dtype=float
+    )
+    return common, values.reshape(len(runs), len(common))
 
-    :param env: Environment id (title).
-    :param budget: Env steps (title).
-    :param by_algo: Runs per algorithm.
-    :param path: PNG to write.
+
+def algo_colors(algos: Sequence[str]) -> dict[str, Any]:
+    """
+    :param algos: Every algorithm of a report
+    :return: One colour per algorithm, the same in all of its figures
     """
     import matplotlib
 
-    matplotlib.use("Agg")
+    palette = matplotlib.colormaps["tab10"].colors
+    return {algo: palette[i % len(palette)] for i, algo in enumerate(algo_order(list(algos)))}
+
+
+def _save(fig: Any, path: Path) -> None:
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=110)
-    for algo in algo_order(list(by_algo)):
-        runs = by_algo[algo]
-        # Evaluation points that every seed has (they agree unless a run used other settings).
-        common = sorted(set.intersection(*(set(r["eval"]["timesteps"]) for r in runs)))
-        if not common:
-            continue
-        values = np.array(
-            [[dict(zip(r["eval"]["timesteps"], r["eval"]["mean_return"], strict=True))[t] for t in common] for r in runs]
-        )
-        mean, low, high = stratified_bootstrap_ci([values], np.mean)
-        style = "--" if algo.startswith("sb3_") else "-"
-        (line,) = ax.plot(common, mean, style, label=f"{algo} ({len(runs)} seeds)")
-        ax.fill_between(common, low, high, color=line.get_color(), alpha=0.2, linewidth=0)
-    ax.set_title(f"{env}, {budget:,} env steps\nmean evaluation return over seeds, 95% bootstrap band", fontsize=10)
-    ax.set_xlabel("env steps")
-    ax.set_ylabel("return (deterministic, per evaluation)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")
     plt.close(fig)
     write_file(path, buffer.getvalue())
+
+
+def _subplots() -> tuple[Any, Any]:
+    import matplotlib
+
+    # Files only, no display: the report also runs on headless machines.
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt.subplots(figsize=(7, 4.2), dpi=110)
+
+
+def plot_curves(
+    env: str,
+    budget: int,
+    by_algo: dict[str, list[dict[str, Any]]],
+    path: Path,
+    colors: dict[str, Any] | None = None,
+    n_boot: int = N_RESAMPLES,
+) -> None:
+    """
+    Learning curves: per algorithm, the IQM over seeds of the evaluation return at each evaluation step with its 95%
+    stratified bootstrap band (Agarwal et al. 2021; with fewer than 4 seeds the IQM is the mean), and the env's
+    threshold (:data:`THRESHOLDS`) as a dotted line where
+    it lies within the curves' range.
+
+    :param env: Environment id (title).
+    :param budget: Env steps (title).
+    :param by_algo: Runs per algorithm.
+    :param path: PNG to write.
+    :param colors: Colour per algorithm (:func:`algo_colors`).
+    :param n_boot: Bootstrap resamples.
+    """
+    colors = colors or algo_colors(list(by_algo))
+    fig, ax = _subplots()
+    for algo in algo_order(list(by_algo)):
+        runs = by_algo[algo]
+        common, values = curve_matrix(runs)
+        if not common:
+            continue
+        estimate, low, high = stratified_bootstrap_ci([values], iqm, n_resamples=n_boot)
+        style = "--" if algo.startswith("sb3_") else "-"
+        ax.plot(common, estimate, style, color=colors[algo], label=f"{algo} ({len(runs)} seeds)")
+        ax.fill_between(common, low, high, color=colors[algo], alpha=0.15, linewidth=0)
+    _threshold_line(ax, env)
+    ax.set_title(f"{env}, {budget:,} env steps\nIQM evaluation return over seeds, 95% stratified bootstrap band", fontsize=10)
+    ax.set_xlabel("env steps")
+    ax.set_ylabel("return (deterministic, per evaluation)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    _save(fig, path)
+
+
+def _threshold_line(ax: Any, env: str) -> None:
+    threshold = threshold_of(env)
+    low, high = ax.get_ylim()
+    # Only inside the curves' range: a threshold far above them would squash the curves (the README states it).
+    if threshold is not None and low <= threshold <= high:
+        ax.axhline(threshold, color="grey", linestyle=":", linewidth=1, label=f"threshold {threshold:g}")
+
+
+def threshold_of(env: str) -> float | None:
+    """
+    :param env: Environment id
+    :return: Its return threshold (:data:`THRESHOLDS`), or None
+    """
+    threshold = THRESHOLDS.get(env)
+    return None if threshold is None else threshold.value
+
+
+def has_train_seconds(runs: Sequence[dict[str, Any]]) -> bool:
+    """
+    :param runs: Run records
+    :return: Whether every run records its training seconds per evaluation (``eval.train_s``; older runs do not)
+    """
+    return bool(runs) and all(len(r["eval"].get("train_s") or ()) == len(r["eval"]["timesteps"]) for r in runs)
+
+
+def plot_time_curves(
+    env: str,
+    budget: int,
+    by_algo: dict[str, list[dict[str, Any]]],
+    path: Path,
+    colors: dict[str, Any] | None = None,
+    n_boot: int = N_RESAMPLES,
+) -> bool:
+    """
+    Return against wall-clock training time: per algorithm, the IQM curve of :func:`plot_curves` drawn against the
+    median over seeds of the training seconds before each evaluation (``eval.train_s``, evaluation time excluded).
+    Runs of one algorithm reach an evaluation step at different times; the median keeps the IQM and its band the ones
+    of the step plot, so the two figures differ only in their x axis.
+
+    :param env: Environment id (title).
+    :param budget: Env steps (title).
+    :param by_algo: Runs per algorithm.
+    :param path: PNG to write.
+    :param colors: Colour per algorithm (:func:`algo_colors`).
+    :param n_boot: Bootstrap resamples.
+    :return: Whether a plot was written (not when no algorithm has training seconds).
+    """
+    timed = {algo: runs for algo, runs in by_algo.items() if has_train_seconds(runs)}
+    if not timed:
+        return False
+    colors = colors or algo_colors(list(by_algo))
+    fig, ax = _subplots()
+    for algo in algo_order(list(timed)):
+        runs = timed[algo]
+        common, values = curve_matrix(runs)
+        if not common:
+            continue
+        seconds = np.median(curve_matrix(runs, "train_s")[1], axis=0)
+        estimate, low, high = stratified_bootstrap_ci([values], iqm, n_resamples=n_boot)
+        style = "--" if algo.startswith("sb3_") else "-"
+        ax.plot(seconds, estimate, style, color=colors[algo], label=f"{algo} ({len(runs)} seeds)")
+        ax.fill_between(seconds, low, high, color=colors[algo], alpha=0.15, linewidth=0)
+    _threshold_line(ax, env)
+    ax.set_title(
+        f"{env}, {budget:,} env steps\nIQM evaluation return against training time (median over seeds), 95% band",
+        fontsize=10,
+    )
+    ax.set_xlabel("training seconds on this machine (evaluations excluded)")
+    ax.set_ylabel("return (deterministic, per evaluation)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    _save(fig, path)
+    return True
+
+
+def first_reach(xs: Sequence[float], values: Sequence[float], threshold: float) -> float | None:
+    """
+    :param xs: Where each value was measured (env steps or seconds), increasing
+    :param values: Evaluation returns
+    :param threshold: Return to reach
+    :return: The first ``x`` whose value is at least ``threshold``, or None when none is
+    """
+    for x, value in zip(xs, values, strict=True):
+        if value >= threshold:
+            return float(x)
+    return None
+
+
+def median_to_reach(reach: Sequence[float | None]) -> float:
+    """
+    :param reach: Per run, where it first reaches the threshold (None: never)
+    :return: The median over all runs, a run that never reaches counting as infinitely late: ``inf`` when half of
+        the runs or more never reach it. Leaving those runs out would report the fast runs only
+    """
+    return float(np.median([np.inf if x is None else x for x in reach]))
+
+
+def steps_to_threshold_table(env: str, by_algo: dict[str, list[dict[str, Any]]]) -> list[str]:
+    """
+    Env steps to reach the env's threshold (:data:`THRESHOLDS`), read off the evaluations: where the IQM curve first
+    reaches it, and per run where its own curve first does (median over all runs, and how many runs never do).
+
+    :param env: Environment id
+    :param by_algo: Runs per algorithm
+    :return: Markdown lines (empty for an env without threshold)
+    """
+    threshold = threshold_of(env)
+    if threshold is None:
+        return []
+    lines = [
+        f"Steps to threshold (return >= {threshold:g}, {THRESHOLDS[env].source}): the first evaluation step at which "
+        "the IQM curve reaches it, and per run the first step at which the run does (median over all runs, a run "
+        "that never reaches it counting as never).",
+        "",
+        "| algo | IQM curve reaches at | median over runs | runs that reach it |",
+        "|---|---:|---:|---:|",
+    ]
+    for algo in algo_order(list(by_algo)):
+        runs = by_algo[algo]
+        common, values = curve_matrix(runs)
+        curve = np.atleast_1d(iqm(values, axis=0)) if common else np.array([])
+        at_iqm = first_reach(common, list(curve), threshold)
+        reach = [first_reach(r["eval"]["timesteps"], r["eval"]["mean_return"], threshold) for r in runs]
+        lines.append(
+            f"| {algo} | {_steps(at_iqm)} | {_steps(median_to_reach(reach))} | "
+            f"{sum(x is not None for x in reach)}/{len(runs)} |"
+        )
+    return [*lines, ""]
+
+
+def _steps(value: float | None) -> str:
+    return "never" if value is None or not np.isfinite(value) else f"{int(value):,}"
+
+
+def _seconds(value: float | None) -> str:
+    return "never" if value is None or not np.isfinite(value) else f"{value:,.0f}"
+
+
+def time_to_threshold_table(env: str, by_algo: dict[str, list[dict[str, Any]]]) -> list[str]:
+    """
+    Training seconds (``eval.train_s``: wall-clock time of ``learn()``, evaluations excluded) at which each run first
+    reaches the env's threshold, median over all runs, and the training seconds of the whole budget.
+
+    :param env: Environment id
+    :param by_algo: Runs per algorithm
+    :return: Markdown lines (empty when no run of the env records training seconds)
+    """
+    timed = {algo: runs for algo, runs in by_algo.items() if has_train_seconds(runs)}
+    if not timed:
+        return []
+    threshold = threshold_of(env)
+    reach_header = f"median s to reach {threshold:g} | runs that reach it | " if threshold is not None else ""
+    lines = [
+        "Time to threshold: training seconds on this machine before the first evaluation at which a run reaches "
+        "the threshold (median over all runs, a run that never reaches it counting as never), and for the whole "
+        "budget. Whether runs shared the machine is under [Machine and versions](#machine-and-versions): compare "
+        "algorithms within a folder, not with other machines.",
+        "",
+        f"| algo | seeds | {reach_header}median s, whole budget | env steps per training s |",
+        "|---|---:|" + ("---:|---:|" if threshold is not None else "") + "---:|---:|",
+    ]
+    for algo in algo_order(list(timed)):
+        runs = timed[algo]
+        total = float(np.median([r["eval"]["train_s"][-1] for r in runs]))
+        rate = float(np.median([r["eval"]["timesteps"][-1] / r["eval"]["train_s"][-1] for r in runs]))
+        cells = [algo, str(len(runs))]
+        if threshold is not None:
+            reach = [first_reach(r["eval"]["train_s"], r["eval"]["mean_return"], threshold) for r in runs]
+            cells += [_seconds(median_to_reach(reach)), f"{sum(x is not None for x in reach)}/{len(runs)}"]
+        cells += [_seconds(total), f"{rate:.0f}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return [*lines, ""]
+
+
+def normalised_finals(
+    groups: dict[tuple[str, int], dict[str, list[dict[str, Any]]]], references: dict[str, Any]
+) -> dict[str, dict[tuple[str, int], np.ndarray]]:
+    """
+    :param groups: From :func:`group_runs`.
+    :param references: ``{env: ReferenceScore}`` (:func:`tuning.scoring.load_reference_scores`).
+    :return: ``{algo: {(env, budget): normalised final returns}}`` for the envs with a reference score.
+    """
+    scores: dict[str, dict[tuple[str, int], np.ndarray]] = {}
+    for (env, budget), by_algo in groups.items():
+        reference = references.get(env)
+        if reference is None:
+            continue
+        for algo, runs in by_algo.items():
+            scores.setdefault(algo, {})[(env, budget)] = np.array([reference.normalise(r["final_return"]) for r in runs])
+    return scores
+
+
+def profile_taus(scores: dict[str, dict[tuple[str, int], np.ndarray]]) -> np.ndarray:
+    """
+    :param scores: From :func:`normalised_finals`.
+    :return: The threshold grid of the profiles: from ``min(0, lowest score)`` to ``max(1.1, highest score)``, so that
+        both the random policy (0) and the reference (1) are on it.
+    """
+    values = np.concatenate([task for by_task in scores.values() for task in by_task.values()])
+    low = min(0.0, float(np.floor(values.min() * 10) / 10))
+    high = max(1.1, float(np.ceil(values.max() * 10) / 10))
+    return np.linspace(low, high, 161)
+
+
+def plot_performance_profile(
+    profiles: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]],
+    taus: np.ndarray,
+    counts: dict[str, tuple[int, int]],
+    path: Path,
+    colors: dict[str, Any] | None = None,
+) -> None:
+    """
+    :param profiles: Per algorithm, ``(fractions, low, high)`` from
+        :func:`~sb3_ddpg_plus.experiments.stats.performance_profile_ci`.
+    :param taus: Their thresholds.
+    :param counts: Per algorithm, ``(envs, runs)`` (legend).
+    :param path: PNG to write.
+    :param colors: Colour per algorithm (:func:`algo_colors`).
+    """
+    colors = colors or algo_colors(list(profiles))
+    fig, ax = _subplots()
+    for algo in algo_order(list(profiles)):
+        fractions, low, high = profiles[algo]
+        style = "--" if algo.startswith("sb3_") else "-"
+        n_envs, n_runs = counts[algo]
+        label = f"{algo} ({n_envs} env{'s' if n_envs > 1 else ''}, {n_runs} runs)"
+        ax.plot(taus, fractions, style, color=colors[algo], label=label, drawstyle="steps-post")
+        ax.fill_between(taus, low, high, color=colors[algo], alpha=0.12, linewidth=0, step="post")
+    for tau in (0.0, 1.0):
+        ax.axvline(tau, color="grey", linestyle=":", linewidth=1)
+    ax.set_title(
+        "Performance profile over envs: fraction of runs with normalised final score > tau\n"
+        "0 = random policy, 1 = rl-zoo3 DDPG at its full budget; 95% stratified bootstrap band",
+        fontsize=10,
+    )
+    ax.set_xlabel("tau (normalised score)")
+    ax.set_ylabel("fraction of runs > tau")
+    ax.set_ylim(-0.02, 1.02)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    _save(fig, path)
+
+
+def performance_profile_section(
+    groups: dict[tuple[str, int], dict[str, list[dict[str, Any]]]],
+    out: Path,
+    colors: dict[str, Any] | None = None,
+    n_boot: int = N_RESAMPLES,
+    name: str = "performance_profile.png",
+) -> list[str]:
+    """
+    Performance profiles (Agarwal et al. 2021, section 4.2) of the normalised final scores over all envs of the
+    folder: a PNG and a table at a few thresholds.
+
+    :param groups: From :func:`group_runs`.
+    :param out: Folder of the PNG.
+    :param colors: Colour per algorithm (:func:`algo_colors`).
+    :param n_boot: Bootstrap resamples.
+    :param name: File name of the PNG.
+    :return: Markdown lines of the section.
+    """
+    from tuning.scoring import DEFAULT_REFERENCE_FILE, load_reference_scores
+
+    references = load_reference_scores()
+    scores = normalised_finals(groups, references)
+    lines = ["## Performance profile", ""]
+    if not scores:
+        return [*lines, f"No env of this folder has a reference score in `{_relative(DEFAULT_REFERENCE_FILE)}`.", ""]
+    taus = profile_taus(scores)
+    profiles = {
+        algo: performance_profile_ci(list(by_task.values()), taus, n_resamples=n_boot) for algo, by_task in scores.items()
+    }
+    counts = {algo: (len(by_task), sum(map(len, by_task.values()))) for algo, by_task in scores.items()}
+    plot_performance_profile(profiles, taus, counts, out / name, colors)
+    envs = sorted({env for by_task in scores.values() for env, _ in by_task})
+    missing = sorted({env for env, _ in groups} - set(envs))
+    lines += [
+        "Normalised final score of a run: (final return - random) / (reference - random), with the returns of a "
+        "uniform random policy and of rl-zoo3's tuned DDPG at its full budget (1M steps on PyBullet, far above the "
+        f"budgets here) from `{_relative(DEFAULT_REFERENCE_FILE)}`. For each tau the profile is the fraction of "
+        "runs scoring above tau, computed per env and averaged over envs (each env weighs the same); the band is a "
+        f"95% stratified bootstrap band ({n_boot:,} resamples). An algorithm's curve covers only the envs it ran on "
+        f"(count in the legend): envs here: {', '.join(envs)}"
+        + (f"; without reference score, left out: {', '.join(missing)}" if missing else "")
+        + ".",
+        "",
+    ]
+    table_taus = [0.25, 0.5, 0.75, 0.9, 1.0]
+    lines += [
+        "| algo | envs | runs | " + " | ".join(f"> {tau:g}" for tau in table_taus) + " |",
+        "|---|---:|---:|" + "---:|" * len(table_taus),
+    ]
+    for algo in algo_order(list(scores)):
+        by_task = list(scores[algo].values())
+        fractions, low, high = performance_profile_ci(by_task, table_taus, n_resamples=n_boot)
+        cells = [f"{f:.2f} [{lo:.2f}, {hi:.2f}]" for f, lo, hi in zip(fractions, low, high, strict=True)]
+        lines.append(f"| {algo} | {counts[algo][0]} | {counts[algo][1]} | " + " | ".join(cells) + " |")
+    return [*lines, "", f"![performance profile]({name})", ""]
+
+
+def _relative(path: Path) -> str:
+    try:
+        return path.resolve().relative_to(REPO_ROOT).as_posix()
+    except ValueError:
+        return str(path)
 
 
 def _fmt(value: float) -> str:
@@ -344,6 +732,8 @@ def render_readme(
     plots: dict[tuple[str, int], str],
     out: Path,
     report_command: str,
+    time_plots: dict[tuple[str, int], str] | None = None,
+    profile_lines: Sequence[str] = (),
 ) -> str:
     """
     :param runs: All run records.
@@ -352,6 +742,8 @@ def render_readme(
     :param plots: Plot file name per (env, budget).
     :param out: Output folder (for the speed report and GIFs it links).
     :param report_command: The command that made this report.
+    :param time_plots: Return-against-time plot file name per (env, budget), where the runs record training seconds.
+    :param profile_lines: The performance-profile section (:func:`performance_profile_section`).
     :return: ``README.md`` text.
     """
     from benchmarks.algos import ALGOS
@@ -374,7 +766,9 @@ def render_readme(
         "95% stratified bootstrap confidence interval, and the probability of improvement (POI) over SB3 DDPG and over "
         "SB3 TD3 (the stronger upstream baseline): the chance that a run of the algorithm beats a run of the baseline "
         "(0.5 = no difference), with its bootstrap "
-        "interval (Agarwal et al., NeurIPS 2021). With 3-5 seeds the intervals are wide: read overlapping intervals "
+        "interval (Agarwal et al., NeurIPS 2021). Learning curves show the IQM over seeds at each evaluation with a 95% "
+        "stratified bootstrap band; the performance profile, steps-to-threshold and time-to-threshold tables follow "
+        "the same paper's recommendations. With 3-5 seeds the intervals are wide: read overlapping intervals "
         'as "no demonstrated difference". "Best DDPGPlus" is the maximum over the DDPGPlus variants run on that env, '
         "which favours DDPGPlus when several variants run against one SB3 configuration: judge each variant by its own "
         "row.",
@@ -398,7 +792,7 @@ def render_readme(
             + (f"{best['algo']}: {cell(best)}" if best else "-")
             + f" | {'-' if poi is None else f'{poi[0]:.2f} [{poi[1]:.2f}, {poi[2]:.2f}]'} |"
         )
-    lines.append("")
+    lines += ["", *profile_lines]
     for (env, budget), by_algo in groups.items():
         group_rows = rows_by_group[(env, budget)]
         any_run = next(iter(by_algo.values()))[0]
@@ -431,6 +825,7 @@ def render_readme(
             )
         lines += ["", *verdicts(env, group_rows), ""]
         lines += sample_efficiency_table(env, budget, by_algo)
+        lines += steps_to_threshold_table(env, by_algo)
         references = REFERENCE_RESULTS.get(env)
         if references:
             lines.append(
@@ -440,6 +835,7 @@ def render_readme(
             )
             lines.append("")
         lines += [f"![learning curves {env}]({plots[(env, budget)]})", ""]
+        lines += _time_lines(env, budget, by_algo, (time_plots or {}).get((env, budget)))
         gif = out / "gifs" / f"{env}.gif"
         if gif.exists():
             meta_path = gif.with_suffix(".json")
@@ -483,6 +879,67 @@ def render_readme(
     return "\n".join(lines)
 
 
+def _time_lines(env: str, budget: int, by_algo: dict[str, list[dict[str, Any]]], plot: str | None) -> list[str]:
+    if plot is None:
+        return [
+            "Return against training time: not available, these runs predate the record of training seconds per "
+            "evaluation (`eval.train_s`).",
+            "",
+        ]
+    return [*time_to_threshold_table(env, by_algo), f"![return against training time {env}]({plot})", ""]
+
+
+def overlapping_runs(runs: Sequence[dict[str, Any]]) -> int:
+    """
+    :param runs: Run records with ``started`` and ``finished`` times (ISO 8601)
+    :return: How many of them ran, at least for a while, at the same time as another run of the list
+    """
+    spans = [
+        (datetime.datetime.fromisoformat(r["started"]), datetime.datetime.fromisoformat(r["finished"]))
+        for r in runs
+        if r.get("started") and r.get("finished")
+    ]
+    return sum(
+        any(other_start < end and start < other_end for j, (other_start, other_end) in enumerate(spans) if j != i)
+        for i, (start, end) in enumerate(spans)
+    )
+
+
+def timing_note(runs: Sequence[dict[str, Any]]) -> list[str]:
+    """
+    What the training seconds of a folder mean: whose machine, whether runs ran side by side (``--jobs`` of their
+    commands, overlapping start and finish times) and how loaded the machine was when they started.
+
+    :param runs: Run records
+    :return: Markdown bullet lines
+    """
+    jobs = sorted({int(match) for r in runs for match in re.findall(r"--jobs[= ](\d+)", r.get("command", ""))})
+    overlapping = overlapping_runs(runs)
+    cores = sorted({r["machine"]["logical_cores"] for r in runs if r.get("machine")})
+    loads = [r["machine"]["load_average"][0] for r in runs if r.get("machine", {}).get("load_average")]
+    lines = [
+        "- Seconds in this report (wall time, steps/s, time to threshold) are this machine's, one torch thread per "
+        "run; training seconds (`eval.train_s`) leave out evaluations."
+    ]
+    side_by_side = f"- {overlapping} of {len(runs)} runs ran at the same time as another run of this folder (their start "
+    side_by_side += "and finish times overlap)"
+    if jobs and max(jobs) > 1:
+        side_by_side += f"; commands with `--jobs {max(jobs)}` run that many at once"
+    elif overlapping:
+        # Every command asked for one job, so the overlap comes from commands started side by side.
+        side_by_side += "; separate commands (each `--jobs 1`) ran side by side"
+    if overlapping:
+        side_by_side += f", sharing the machine's {'/'.join(map(str, cores))} logical cores"
+    lines.append(side_by_side + ".")
+    if loads:
+        lines.append(
+            f"- Load average (1 min) when the runs started: median {np.median(loads):.1f}, at most {max(loads):.1f} "
+            f"on {'/'.join(map(str, cores))} logical cores; above the core count, other processes shared the cores "
+            "and the seconds are longer than on an idle machine."
+        )
+    return lines
+
+
 def _machine_section(runs: Sequence[dict[str, Any]]) -> list[str]:
     machines = collections.Counter(
         f"{r['machine']['cpu_model']} ({r['machine']['logical_cores']} logical cores)" for r in runs if r.get("machine")
@@ -495,7 +952,7 @@ def _machine_section(runs: Sequence[dict[str, Any]]) -> list[str]:
         vers = json.loads(versions_json)
         lines.append(f"- {count} runs with " + ", ".join(f"{k} {v}" for k, v in vers.items()) + ".")
     wall = sum(r["wall_time_s"] for r in runs)
-    lines += [f"- Total wall time of the runs (training and evaluation): {wall / 60:.1f} min.", ""]
+    lines += [f"- Total wall time of the runs (training and evaluation): {wall / 60:.1f} min.", *timing_note(runs), ""]
     return lines
 
 
@@ -527,12 +984,17 @@ def main(args: argparse.Namespace) -> list[dict[str, Any]]:
     write_file(out / "summary.csv", summary_csv(rows))
     write_file(out / "runs.csv", runs_csv(runs))
     env_budgets = collections.Counter(env for env, _ in groups)
-    plots = {}
+    colors = algo_colors(sorted({run["algo"] for run in runs}))
+    plots, time_plots = {}, {}
     for (env, budget), by_algo in groups.items():
         # The budget goes into the name only when an env was run at several budgets.
-        name = f"curves_{env}.png" if env_budgets[env] == 1 else f"curves_{env}_{budget}.png"
-        plot_curves(env, budget, by_algo, out / name)
-        plots[(env, budget)] = name
-    write_file(out / "README.md", render_readme(runs, groups, rows, plots, out, command_line()))
+        suffix = f"{env}.png" if env_budgets[env] == 1 else f"{env}_{budget}.png"
+        plot_curves(env, budget, by_algo, out / f"curves_{suffix}", colors, n_boot=args.n_boot)
+        plots[(env, budget)] = f"curves_{suffix}"
+        if plot_time_curves(env, budget, by_algo, out / f"time_{suffix}", colors, n_boot=args.n_boot):
+            time_plots[(env, budget)] = f"time_{suffix}"
+    profile_lines = performance_profile_section(groups, out, colors, n_boot=args.n_boot)
+    readme = render_readme(runs, groups, rows, plots, out, command_line(), time_plots, profile_lines)
+    write_file(out / "README.md", readme)
     print(f"[report] {len(runs)} runs, {len(rows)} rows -> {out / 'summary.csv'}, {out / 'README.md'}")
     return rows

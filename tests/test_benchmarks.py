@@ -197,6 +197,90 @@ def test_report_on_synthetic_runs(tmp_path):
     assert "Solved (mean >= 90) by ddpg_plus_param" in readme
     assert "python -m benchmarks run --profile standard" in readme and "test cpu" in readme
     assert len((out / "runs.csv").read_text().splitlines()) == 1 + sum(map(len, finals.values()))
+    # Agarwal et al.'s additions: a performance profile over both envs, steps to threshold; no training seconds here
+    assert (out / "performance_profile.png").read_bytes().startswith(b"\x89PNG")
+    assert "## Performance profile" in readme and "| ddpg_plus_param | 1 | 5 |" in readme
+    assert "Steps to threshold (return >= 90" in readme and "Steps to threshold (return >= -200" in readme
+    assert "predate the record of training seconds" in readme and not list(out.glob("time_*.png"))
+
+
+def test_performance_profile_against_a_count():
+    from sb3_ddpg_plus.experiments.stats import performance_profile, performance_profile_ci
+
+    rng = np.random.default_rng(0)
+    taus = np.linspace(-0.5, 1.5, 41)
+    equal = [rng.normal(0.5, 0.4, size=5) for _ in range(3)]
+    pooled = np.concatenate(equal)
+    expected = [sum(score > tau for score in pooled) / len(pooled) for tau in taus]
+    assert performance_profile(equal, taus) == pytest.approx(expected)
+    # Unequal numbers of runs: every task weighs the same
+    unequal = [np.array([0.1, 0.2, 0.9, 1.1]), np.array([0.5])]
+    few = [0.0, 0.15, 0.5, 1.0, 2.0]
+    for tau, fraction in zip(few, performance_profile(unequal, few), strict=True):
+        assert fraction == pytest.approx(np.mean([np.mean(task > tau) for task in unequal]))
+    assert performance_profile([np.array([0.3, 0.3])], [0.3])[0] == 0.0  # strictly above
+    point, low, high = performance_profile_ci(equal, taus, n_resamples=500)
+    assert point == pytest.approx(expected) and np.all(low <= point) and np.all(point <= high)
+    assert np.all(np.diff(point) <= 0) and low[0] == high[0] == 1.0 and low[-1] == high[-1] == 0.0
+    _, low, high = performance_profile_ci(unequal, [0.5], n_resamples=500)
+    assert 0.0 <= low[0] < high[0] <= 1.0  # the one-run task is constant, the other varies
+    with pytest.raises(ValueError):
+        performance_profile([], taus)
+
+
+def _curve_run(algo: str, seed: int, returns: list[float], train_s: list[float] | None = None) -> dict:
+    run = _synthetic_run("MountainCarContinuous-v0", algo, seed, returns[-1], budget=3000)
+    run["eval"].update(freq=1000, timesteps=[0, 1000, 2000, 3000], mean_return=returns)
+    if train_s is not None:
+        run["eval"]["train_s"] = train_s
+    return run
+
+
+def test_steps_to_threshold_on_a_hand_made_curve():
+    assert report.first_reach([0, 1000, 2000, 3000], [-5.0, 95.0, 80.0, 92.0], 90.0) == 1000  # first, not last
+    assert report.first_reach([0, 1000], [-5.0, 89.9], 90.0) is None
+    assert report.median_to_reach([1000.0, None, 3000.0]) == 3000.0  # the run that never reaches counts as last
+    assert report.median_to_reach([1000.0, None, None]) == np.inf
+    runs = [
+        _curve_run("ddpg_plus", 0, [0.0, 91.0, 93.0, 93.0]),
+        _curve_run("ddpg_plus", 1, [0.0, 0.0, 92.0, 93.0]),
+        _curve_run("ddpg_plus", 2, [0.0, 0.0, 0.0, 0.0]),
+    ]
+    lines = report.steps_to_threshold_table("MountainCarContinuous-v0", {"ddpg_plus": runs})
+    # IQM of three runs is their mean: 30.3 at 1000 steps, 61.7 at 2000, 62 at 3000: never 90
+    assert "| ddpg_plus | never | 2,000 | 2/3 |" in lines
+    easy = [_curve_run("sb3_ddpg", seed, [0.0, 95.0, 95.0, 95.0]) for seed in range(2)]
+    assert "| sb3_ddpg | 1,000 | 1,000 | 2/2 |" in report.steps_to_threshold_table(
+        "MountainCarContinuous-v0", {"sb3_ddpg": easy}
+    )
+    assert report.steps_to_threshold_table("CartPole-v1", {"ddpg_plus": runs}) == []  # no threshold
+
+
+def test_wall_clock_table_on_tiny_records(tmp_path):
+    returns = [0.0, 50.0, 95.0, 95.0]
+    by_algo = {
+        "ddpg_plus": [
+            _curve_run("ddpg_plus", 0, returns, [0.0, 1.0, 2.0, 3.0]),
+            _curve_run("ddpg_plus", 1, returns, [0.0, 2.0, 4.0, 6.0]),
+            _curve_run("ddpg_plus", 2, [0.0, 0.0, 0.0, 0.0], [0.0, 1.0, 2.0, 3.0]),
+        ],
+        "sb3_ddpg": [_curve_run("sb3_ddpg", 0, returns)],  # no training seconds: left out
+    }
+    lines = report.time_to_threshold_table("MountainCarContinuous-v0", by_algo)
+    # reaches 90 at 2 s and 4 s, never: median 4 s; whole budget 3, 6, 3 s: median 3 s, 1000 env steps per s
+    assert "| ddpg_plus | 3 | 4 | 2/3 | 3 | 1000 |" in lines and not any("sb3_ddpg" in line for line in lines)
+    assert report.time_to_threshold_table("MountainCarContinuous-v0", {"sb3_ddpg": by_algo["sb3_ddpg"]}) == []
+    assert report.plot_time_curves("MountainCarContinuous-v0", 3000, by_algo, tmp_path / "t.png", n_boot=100)
+    assert (tmp_path / "t.png").read_bytes().startswith(b"\x89PNG")
+    # Side by side: runs 0 and 1 overlap, run 2 ran alone
+    times = [("10:00", "10:05"), ("10:04", "10:09"), ("11:00", "11:01")]
+    runs = [
+        {**run, "started": f"2026-01-01T{a}:00+00:00", "finished": f"2026-01-01T{b}:00+00:00"}
+        for run, (a, b) in zip(by_algo["ddpg_plus"], times, strict=True)
+    ]
+    assert report.overlapping_runs(runs) == 2
+    note = " ".join(report.timing_note([{**run, "command": "python -m benchmarks run --jobs 2"} for run in runs]))
+    assert "2 of 3 runs ran at the same time" in note and "`--jobs 2`" in note and "2 logical cores" in note
 
 
 def test_report_without_runs_exits(tmp_path):

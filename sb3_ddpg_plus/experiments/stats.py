@@ -178,3 +178,52 @@ def probability_of_improvement_ci(
     ]
     low, high = _percentile_interval(np.mean(per_task, axis=0), confidence)
     return probability_of_improvement(xs, ys), float(low), float(high)
+
+
+def _profile_fractions(task: np.ndarray, taus: np.ndarray) -> np.ndarray:
+    """Fraction of runs scoring above each tau, along the last axis of the runs (``runs[..., None] > taus``)."""
+    return np.mean(task[..., None] > taus, axis=-2)
+
+
+def performance_profile(scores_per_task: Sequence[ArrayLike], taus: ArrayLike) -> np.ndarray:
+    """
+    Performance profile (Agarwal et al.'s run-score distribution): for each threshold ``tau``, the fraction of runs
+    whose (normalised) score is strictly above ``tau``, computed per task and averaged over tasks, so that every task
+    weighs the same whatever its number of runs (with equal numbers it is the fraction of all runs).
+
+    :param scores_per_task: One 1-D array of run scores per task
+    :param taus: Thresholds
+    :return: Fractions in ``[0, 1]``, one per threshold (non-increasing in ``tau`` for sorted ``taus``)
+    """
+    thresholds = np.asarray(taus, dtype=float).ravel()
+    tasks = [task.ravel() for task in _tasks(scores_per_task)]
+    return np.mean([_profile_fractions(task, thresholds) for task in tasks], axis=0)
+
+
+def performance_profile_ci(
+    scores_per_task: Sequence[ArrayLike],
+    taus: ArrayLike,
+    confidence: float = CONFIDENCE,
+    n_resamples: int = N_RESAMPLES,
+    seed: int | None = 0,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """
+    :func:`performance_profile` with a pointwise stratified bootstrap band: every resample draws, within each task,
+    as many runs as it has (:func:`stratified_resamples`) and recomputes the profile.
+
+    :param scores_per_task: One 1-D array of run scores per task
+    :param taus: Thresholds
+    :param confidence: Coverage of the band at each threshold
+    :param n_resamples: Number of bootstrap resamples
+    :param seed: Seed of the resampling
+    :return: ``(fractions, low, high)``, arrays with one value per threshold
+    """
+    thresholds = np.asarray(taus, dtype=float).ravel()
+    tasks = [task.ravel() for task in _tasks(scores_per_task)]
+    rng = np.random.default_rng(seed)
+    # Tasks are resampled one at a time (not concatenated) because the profile averages over tasks, not runs.
+    resampled = np.mean(
+        [_profile_fractions(stratified_resamples([task], n_resamples, rng), thresholds) for task in tasks], axis=0
+    )
+    low, high = _percentile_interval(resampled, confidence)
+    return performance_profile(tasks, thresholds), np.asarray(low), np.asarray(high)
