@@ -115,6 +115,7 @@ _PRIORITY_STATE_DEFAULTS: dict[str, Any] = dict(
     _td_queue=[],
     _progress_remaining=1.0,
     _transitions_added=0,
+    _last_sample=None,
 )
 
 
@@ -237,6 +238,9 @@ class DDPGPlusReplayBuffer(ReplayBuffer):
         self._td_queue: list[tuple[Any, th.Tensor]] = []  # (indices, TD errors on a device) not applied yet
         self._progress_remaining = 1.0
         self._transitions_added = 0
+        # The latest prioritised sample's indices (the tensor handed out, its version counter), its flat slots and
+        # the count of transitions added then: update_priorities() recognises them (see _recognised_slots)
+        self._last_sample: tuple[th.Tensor, int, np.ndarray, int] | None = None
 
     @property
     def _on_cpu(self) -> bool:
@@ -278,6 +282,7 @@ class DDPGPlusReplayBuffer(ReplayBuffer):
             self._priorities.clear()
             self._written = []
             self._td_queue = []
+            self._last_sample = None
 
     # ------------------------------------------------------------------ writing
     def _write(
@@ -776,7 +781,9 @@ class DDPGPlusReplayBuffer(ReplayBuffer):
         if not total > 0:
             raise ValueError("Cannot sample from an empty replay buffer: add transitions first")
         # The global generator, as the uniform sampler (seeded by set_random_seed)
-        flat, priorities = tree.find(np.random.random(batch_size) * total)
+        masses = np.random.random(batch_size)
+        masses *= total
+        flat, priorities = tree.find(masses)
         if self.n_envs == 1:
             envs, slots = np.zeros_like(flat), flat
         else:
@@ -785,10 +792,13 @@ class DDPGPlusReplayBuffer(ReplayBuffer):
         weights = None
         if self.prioritized == "per":
             # w_i = (N P(i))^-beta / max_j (N P(j))^-beta with the max over every transition in the buffer (Schaul et
-            # al.; the least likely one has the largest weight): w_i = (p_i / p_min)^-beta, N and the total cancel
-            ratios = np.power(priorities / tree.min_positive, -self.current_beta())
-            weights = th.from_numpy(ratios.astype(np.float32)).reshape(-1, 1).to(self.device)
+            # al.; the least likely one has the largest weight): w_i = (p_i / p_min)^-beta, N and the total cancel.
+            # (In place: `priorities` is find()'s copy.)
+            priorities /= tree.min_positive
+            np.power(priorities, -self.current_beta(), out=priorities)
+            weights = th.from_numpy(priorities.astype(np.float32)).reshape(-1, 1).to(self.device)
         indices = th.from_numpy(flat).to(self.device)
+        self._last_sample = (indices, indices._version, flat, self._transitions_added)
         samples_class = PrioritizedDictReplayBufferSamples if self._is_dict else PrioritizedReplayBufferSamples
         return samples_class(*samples, indices, weights)  # type: ignore[arg-type, call-arg]
 
@@ -820,30 +830,62 @@ class DDPGPlusReplayBuffer(ReplayBuffer):
                 raise ValueError(f"update_priorities: {n_indices} indices but {td_errors.numel()} TD errors")
             self._td_queue.append((indices, td_errors.detach().reshape(-1)))
             return
+        if self._td_queue:
+            self._flush_priorities()
+        slots = self._recognised_slots(indices)
+        if slots is not None:
+            self._apply_td_errors(slots, _as_numpy(td_errors), sampled=True)
+            return
         self._flush_priorities()
         self._apply_td_errors(_as_numpy(indices).reshape(-1), _as_numpy(td_errors))
 
-    def _apply_td_errors(self, indices: np.ndarray, td_errors: np.ndarray) -> None:
+    def _recognised_slots(self, indices: Any) -> np.ndarray | None:
+        """
+        The flat slots of the latest sample when ``indices`` is its ``indices`` tensor, unmodified (same object,
+        same version counter), and no transition was added since (``add()`` is what changes a slot's flags; ``reset()``
+        forgets the sample): they are in range and each holds a transition (it was drawn, so its priority was
+        positive), so ``update_priorities`` skips the checks and the read of the flags (the hot path of ``train()``).
+
+        :param indices: What ``update_priorities`` was given
+        :return: The slots, or None when the indices are not recognised
+        """
+        last = self._last_sample
+        if last is None or indices is not last[0] or indices._version != last[1] or last[3] != self._transitions_added:
+            return None
+        return last[2]
+
+    def _apply_td_errors(self, indices: np.ndarray, td_errors: np.ndarray, sampled: bool = False) -> None:
+        """
+        Set the priorities from the TD errors (see ``update_priorities``).
+
+        :param indices: Flat slots, one dimension
+        :param td_errors: Their TD errors, any shape with as many entries
+        :param sampled: The slots of the latest sample, known valid (see ``_recognised_slots``): not checked
+        """
         tree = self._priorities
         assert tree is not None
-        td_errors = np.asarray(td_errors, dtype=np.float64).reshape(-1)
+        td_errors = np.asarray(td_errors).reshape(-1)
         if indices.shape != td_errors.shape:
             raise ValueError(f"update_priorities: {len(indices)} indices but {len(td_errors)} TD errors")
         if len(indices) == 0:
             return
-        # (np.take refuses indices past the end, but not negative ones)
-        if not np.issubdtype(indices.dtype, np.integer) or indices.min() < 0:
-            raise ValueError(
-                f"update_priorities: indices must be the samples' `indices`, integers in [0, {tree.capacity}), got "
-                f"{indices.dtype} values from {indices.min()}"
-            )
-        try:
-            # 1 where the slot holds a transition, else 0: a slot that holds none (any more) stays unsampleable
-            valid = np.take(self._flags.reshape(-1), indices) & VALID
-        except IndexError as error:
-            raise ValueError(f"update_priorities: indices must be in [0, {tree.capacity}), got {indices.max()}") from error
+        valid = None
+        if not sampled:
+            # (np.take refuses indices past the end, but not negative ones)
+            if not np.issubdtype(indices.dtype, np.integer) or indices.min() < 0:
+                raise ValueError(
+                    f"update_priorities: indices must be the samples' `indices`, integers in [0, {tree.capacity}), got "
+                    f"{indices.dtype} values from {indices.min()}"
+                )
+            try:
+                # 1 where the slot holds a transition, else 0: a slot that holds none (any more) stays unsampleable
+                valid = np.take(self._flags.reshape(-1), indices) & VALID
+            except IndexError as error:
+                raise ValueError(f"update_priorities: indices must be in [0, {tree.capacity}), got {indices.max()}") from error
         assert self.prioritized is not None and self.alpha is not None
-        priorities = priorities_from_td_errors(td_errors, self.prioritized, self.alpha, self.eps) * valid
+        priorities = priorities_from_td_errors(td_errors, self.prioritized, self.alpha, self.eps)
+        if valid is not None:
+            priorities *= valid
         largest = float(priorities.max())
         if not math.isfinite(largest):  # (NaN propagates to the maximum)
             raise ValueError(f"update_priorities: TD errors must be finite, got {td_errors[~np.isfinite(td_errors)][:5]}")
@@ -906,6 +948,9 @@ class DDPGPlusReplayBuffer(ReplayBuffer):
         if self.__dict__.get("_priorities") is not None:
             # Pending writes and queued (device) TD errors are applied first: the pickle holds the tree and plain data
             self._flush_priorities()
+        if self.__dict__.get("_last_sample") is not None:
+            # (a sample's tensor is no state: a loaded buffer recognises none)
+            return {**self.__dict__, "_last_sample": None}
         return self.__dict__
 
     def __setstate__(self, state: dict[str, Any]) -> None:

@@ -611,3 +611,131 @@ def test_tree_pickles_its_leaves_only():
     assert loaded.max_priority == 3.5
     for ours, theirs in zip(loaded._sums + loaded._mins, tree._sums + tree._mins, strict=True):
         np.testing.assert_array_equal(ours, theirs)
+
+
+def _priorities_with_zeros_and_ties(capacity, branching, rng):
+    """Exponential priorities with zeros (scattered, whole groups, the tail of groups) and many exact ties."""
+    priorities = rng.exponential(size=capacity)
+    priorities[rng.random(capacity) < 0.3] = 0.0
+    ties = rng.random(capacity) < 0.3
+    priorities[ties] = rng.choice([0.25, 1.0, 3.0], size=int(ties.sum()))
+    for group in rng.integers(0, max(1, capacity // branching), size=max(1, capacity // (4 * branching))):
+        start = group * branching
+        priorities[start + rng.integers(0, branching) : start + branching] = 0.0  # a group's tail (or all of it)
+    priorities[-min(capacity, 3 * branching) :] = 0.0  # zeros up to the end, past the last positive leaf
+    priorities[capacity // 3] = 0.5  # at least one positive leaf
+    return priorities
+
+
+@pytest.mark.parametrize(
+    "capacity, branching, top_size", [(100_000, 16, 4096), (5000, 16, 64), (777, 4, 3), (300, 2, 1), (20, 16, 4096)]
+)
+def test_find_matches_searchsorted_on_the_cumulative_sum(capacity, branching, top_size):
+    """find() against np.searchsorted(np.cumsum(p), u, side="right") on priorities with zeros and ties, at random
+    masses, at every boundary between leaves and just below it, at 0, just below the total, at and past it."""
+    rng = np.random.default_rng(capacity + branching)
+    priorities = _priorities_with_zeros_and_ties(capacity, branching, rng)
+    tree = PriorityTree(capacity, branching, top_size)
+    tree.update(np.arange(capacity), priorities)
+    cumulative = np.cumsum(priorities)
+    total = tree.total
+    assert total == pytest.approx(cumulative[-1], rel=1e-12)
+    boundaries = np.unique(cumulative[:-1])
+    masses = np.concatenate(
+        [rng.random(20_000) * total, boundaries, np.nextafter(boundaries, 0.0), [0.0, np.nextafter(total, 0.0)]]
+    )
+    masses = masses[(masses >= 0) & (masses < total)]
+    found, values = tree.find(masses)
+    assert found.dtype == np.int64 and values.dtype == np.float64 and found.shape == values.shape == masses.shape
+    np.testing.assert_array_equal(values, priorities[found])
+    assert (values > 0).all()  # never a leaf of priority 0, wherever the mass falls
+    # Every mass lands in its leaf's range, within the rounding of the tree's sums (taken in another order)
+    tolerance = 1e-12 * total
+    before = np.concatenate([[0.0], cumulative])[found]
+    assert np.all((before - tolerance <= masses) & (masses < cumulative[found] + tolerance))
+    # Away from the boundaries (farther than the rounding), exactly the leaf that np.searchsorted finds
+    reference = np.searchsorted(cumulative, masses, side="right")
+    nearest = np.searchsorted(boundaries, masses)
+    gap = np.minimum(
+        np.abs(masses - boundaries[np.minimum(nearest, len(boundaries) - 1)]),
+        np.abs(masses - boundaries[np.maximum(nearest - 1, 0)]),
+    )
+    clear = gap > tolerance
+    assert clear[:20_000].mean() > 0.99  # (the random masses)
+    np.testing.assert_array_equal(found[clear], reference[clear])
+    # A mass at or past the total gives the last leaf of positive priority
+    last_positive = np.flatnonzero(priorities)[-1]
+    at_end, _ = tree.find(np.array([total, total * 2, np.nextafter(total, 0.0)]))
+    np.testing.assert_array_equal(at_end, last_positive)
+    # Results come back in the order of the masses (however find orders its work), float32 masses too
+    permutation = rng.permutation(len(masses))
+    again, again_values = tree.find(masses[permutation])
+    np.testing.assert_array_equal(again, found[permutation])
+    np.testing.assert_array_equal(again_values, values[permutation])
+    small = masses[:100].astype(np.float32).astype(np.float64)
+    np.testing.assert_array_equal(tree.find(small.astype(np.float32))[0], tree.find(small)[0])
+    assert tree.find(np.zeros(0))[0].shape == (0,)
+
+
+def test_find_refuses_an_empty_tree():
+    tree = PriorityTree(100, 4, 8)
+    with pytest.raises(ValueError, match="every priority is 0"):
+        tree.find(np.zeros(3))
+    tree.update(np.array([7]), np.array([2.0]))
+    assert tree.find(np.array([0.0, 1.0, 1.999]))[0].tolist() == [7, 7, 7]
+
+
+@pytest.mark.parametrize("kind", ["per", "lap"])
+@pytest.mark.parametrize("n_envs, optimize_memory_usage", [(1, False), (3, True)])
+def test_the_latest_sample_is_updated_as_any_indices(kind, n_envs, optimize_memory_usage):
+    """update_priorities() recognises the latest sample's indices tensor and skips its checks (train()'s hot path):
+    the priorities are the same as for the same indices given as a new array (checked)."""
+    buffer = make(kind, n_envs=n_envs, optimize_memory_usage=optimize_memory_usage, size_per_env=30)
+    fill(buffer, n_envs, 50, seed=30)
+    twin = pickle.loads(pickle.dumps(buffer))
+    rng = np.random.default_rng(31)
+    for round_ in range(4):
+        np.random.seed(round_)
+        sample = buffer.sample(64)
+        np.random.seed(round_)
+        twin_sample = twin.sample(64)
+        assert th.equal(sample.indices, twin_sample.indices)
+        td_errors = th.from_numpy(rng.normal(size=(64, 1)).astype(np.float32) * 3)
+        assert buffer._recognised_slots(sample.indices) is not None
+        buffer.update_priorities(sample.indices, td_errors)
+        twin.update_priorities(twin_sample.indices.numpy().copy(), td_errors.numpy())
+        np.testing.assert_array_equal(buffer.priorities(), twin.priorities())
+        assert buffer.max_priority == twin.max_priority
+
+
+def test_changed_indices_or_buffer_are_checked_again():
+    """The latest sample's indices are not recognised once modified in place, after add() or reset(), or in a loaded
+    copy: they are then checked and read against the flags as any other indices."""
+    buffer = make("per", optimize_memory_usage=True, size_per_env=30)
+    fill(buffer, 1, 40, seed=32)
+    sample = buffer.sample(16)
+    assert buffer._recognised_slots(sample.indices) is not None
+    assert buffer._recognised_slots(sample.indices.clone()) is None
+    loaded = pickle.loads(pickle.dumps(buffer))
+    assert loaded._last_sample is None and buffer._last_sample is not None
+    sample.indices[0] = -1  # (in place: the tensor's version changes)
+    assert buffer._recognised_slots(sample.indices) is None
+    with pytest.raises(ValueError, match="indices must be"):
+        buffer.update_priorities(sample.indices, th.ones(16))
+    # A sampled slot that add() spends (in this mode the slot after the write head receives the next observation)
+    # keeps priority 0
+    for seed in range(34, 80):
+        spent = (int(buffer._positions[0]) + 1) % buffer.buffer_size
+        if buffer.priorities()[0, spent] > 0:
+            break
+        fill(buffer, 1, 1, seed=seed)
+    assert buffer.priorities()[0, spent] > 0
+    indices = th.full((16,), spent, dtype=th.int64)
+    buffer._last_sample = (indices, indices._version, indices.numpy(), buffer._transitions_added)  # as if drawn
+    fill(buffer, 1, 1, seed=33)
+    assert buffer._recognised_slots(indices) is None
+    buffer.update_priorities(indices, th.full((16,), 5.0))
+    assert buffer.priorities()[0, spent] == 0.0
+    sample = buffer.sample(8)
+    buffer.reset()
+    assert buffer._recognised_slots(sample.indices) is None
