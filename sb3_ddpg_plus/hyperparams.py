@@ -197,6 +197,7 @@ _SCHEMA: dict[str, Check | None] = {
     "target_noise_clip": None,
     "check_numerics": check_bool,
     "manual_backward": check_bool,
+    "compile_update": check_bool,
     "policy_kwargs": _check_mapping,
     "replay_buffer_kwargs": _check_mapping,
     "seed": _check_count(0),

@@ -207,6 +207,7 @@ def check_hyperparameters(
     param_noise_adaption_interval: Any,
     check_numerics: Any = False,
     manual_backward: Any = True,
+    compile_update: Any = False,
     policy_kwargs: Any = None,
     replay_buffer_kwargs: Any = None,
 ) -> dict[str, Any]:
@@ -229,6 +230,7 @@ def check_hyperparameters(
     check_float("target_noise_clip", target_noise_clip, 0.0, math.inf, high_open=True)
     check_bool("check_numerics", check_numerics)
     check_bool("manual_backward", manual_backward)
+    check_bool("compile_update", compile_update)
     for name, value in (("policy_kwargs", policy_kwargs), ("replay_buffer_kwargs", replay_buffer_kwargs)):
         if value is not None and not isinstance(value, dict):
             raise TypeError(f"`{name}` must be a dict, got {type(value).__name__}")
