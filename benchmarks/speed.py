@@ -25,6 +25,7 @@ import statistics
 import subprocess
 import sys
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -245,6 +246,8 @@ class TrainTimer:
     :param seed: Seed.
     :param steps: Gradient steps per measurement (K).
     :param autograd_only: DDPGPlus with ``manual_backward=False``.
+    :param compile_update: DDPGPlus with ``compile_update=True`` (the compilation is in the untimed first call; a
+        fallback to the eager update is an error here, so that it is never timed as the compiled one).
     :param single_steps: Time K calls of one gradient step instead of one call of K.
     :param fill: Random-action transitions collected before timing.
     :param model: A model another ``TrainTimer`` already built and filled, to time the other form of ``train()`` on
@@ -259,6 +262,7 @@ class TrainTimer:
         seed: int,
         steps: int,
         autograd_only: bool = False,
+        compile_update: bool = False,
         single_steps: bool = False,
         fill: int = TRAIN_FILL,
         model: Any | None = None,
@@ -272,6 +276,9 @@ class TrainTimer:
             if autograd_only:
                 # DDPGPlus without its hand-written gradients (shows what they contribute)
                 model.manual_backward = False
+            if compile_update:
+                model.compile_update = True
+                warnings.filterwarnings("error", message="compile_update:")
             model.learn(fill)
         self.model = model
         # One untimed call of the timed form: SBX compiles one program per number of gradient steps.
@@ -769,6 +776,8 @@ RATIOS = (
     ("train", "ours", "sbx"),
     ("train", "ours", "floor"),
     ("train", "ours", "ours_autograd"),
+    ("train", "ours_compiled", "sbx"),
+    ("train", "ours_compiled", "ours"),
     ("train_1step", "ours", "sb3"),
     ("train_1step", "ours", "sbx"),
 )
@@ -809,6 +818,7 @@ def run_case(
     learn_steps: int,
     train_steps: int,
     quick: bool = False,
+    compiled: bool = False,
 ) -> dict[str, Any]:
     """
     Measure one (environment, network) case: every library's ``learn()``, ``train()`` as one call of K steps and as K
@@ -822,6 +832,7 @@ def run_case(
     :param learn_steps: Env steps per ``learn()`` measurement.
     :param train_steps: Gradient steps per ``train()`` measurement (K).
     :param quick: Smoke-test budgets: a smaller buffer fill before ``train()`` timing, a shorter GEMM probe.
+    :param compiled: Also time DDPGPlus's ``train()`` with ``compile_update=True`` (one call of K steps)
     :return: Raw per-repeat figures, their medians, the ratios, warm-up times, parameter counts and the FLOP bound.
     """
     env = make_env(env_id)
@@ -843,6 +854,8 @@ def run_case(
     floor_kwargs = dict(obs_dim=obs_dim, action_dim=action_dim, arch=list(arch), steps=train_steps, seed=seed)
     plan["train"]["floor"] = ("sb3", "floor", floor_kwargs)
     plan["train"]["ours_autograd"] = ("ours", "train", dict(train, autograd_only=True))
+    if compiled:
+        plan["train"]["ours_compiled"] = ("ours", "train", dict(train, compile_update=True))
 
     warmup, params = setup_timers(workers, plan)
 
@@ -929,6 +942,22 @@ TARGETS = (
     (14, (400, 300), "Pendulum-v1", "learn_ratio_ours_sbx", 1.0, "full learn() loop >= 1.0x SBX at [400, 300]"),
     (14, (64, 64), None, "train_ratio_ours_sbx", 1.0, "train() as one call of K steps >= 1.0x SBX at [64, 64]"),
     (14, (400, 300), None, "train_ratio_ours_sbx", 1.0, "train() as one call of K steps >= 1.0x SBX at [400, 300]"),
+    (
+        14,
+        (64, 64),
+        None,
+        "train_ratio_ours_compiled_sbx",
+        1.0,
+        "train() as one call of K steps, compile_update=True, >= 1.0x SBX at [64, 64]",
+    ),
+    (
+        14,
+        (400, 300),
+        None,
+        "train_ratio_ours_compiled_sbx",
+        1.0,
+        "train() as one call of K steps, compile_update=True, >= 1.0x SBX at [400, 300]",
+    ),
 )
 BUFFER_TARGET = 0.55
 
@@ -1099,6 +1128,28 @@ def render_markdown(report: dict[str, Any]) -> str:
             + f" | {format_ratio(case, 'train_ours_floor')} | {case['train_ratio_ours_gemm_bound']:.2f} "
             f"| {format_ratio(case, 'train_ours_ours_autograd')} |"
         )
+    compiled_cases = [case for case in report["cases"] if "ours_compiled" in case["train_updates_per_s"]]
+    if compiled_cases:
+        sbx_cols = " | SBX DDPG | compiled / SBX" if "sbx" in libs else ""
+        lines += [
+            "",
+            "### The same with `compile_update=True`",
+            "",
+            "DDPGPlus's opt-in compiled update (`sb3_ddpg_plus/compiled_update.py`: the K steps as one `torch.compile`-d "
+            "scan over the hand-written update), timed in the same repeats; its compilation is the first call, in the "
+            "warm-up column (inductor's disk cache makes later processes faster).",
+            "",
+            f"| env | net_arch | K | DDPGPlus | DDPGPlus compiled | compiled / DDPGPlus{sbx_cols} | compilation (s) |",
+            "|---|---|---:|---:|---:|---:|" + ("---:|---:|" if sbx_cols else "") + "---:|",
+        ]
+        for case in compiled_cases:
+            train = case["train_updates_per_s"]
+            sbx_cells = f" | {format_rate(train, 'sbx')} | {format_ratio(case, 'train_ours_compiled_sbx')}" if sbx_cols else ""
+            lines.append(
+                f"| {case['env']} | {arch_name(case['arch'])} | {case['train_steps']} | {train['ours']:.1f} "
+                f"| {train['ours_compiled']:.1f} | {format_ratio(case, 'train_ours_compiled_ours')}{sbx_cells} "
+                f"| {case['warmup_s']['train']['ours_compiled']:.1f} |"
+            )
     lines += [
         "",
         "## `train()` as K calls of one gradient step (updates/s)",
@@ -1236,6 +1287,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-prioritized", action="store_true", help="skip the prioritized-replay sampling cost table (PER, LAP)"
     )
+    parser.add_argument(
+        "--no-compiled",
+        action="store_true",
+        help="skip DDPGPlus with compile_update=True in the train() table (each case compiles for tens of seconds; "
+        "--quick skips it too)",
+    )
 
 
 def progress_line(case: dict[str, Any]) -> str:
@@ -1319,6 +1376,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
                     learn_steps=getattr(args, "learn_steps", None) or learn_steps,
                     train_steps=getattr(args, "train_steps", None) or train_steps,
                     quick=args.quick,
+                    compiled=not (args.quick or getattr(args, "no_compiled", False)),
                 )
                 report["cases"].append(case)
                 print(f"{progress_line(case)} [{time.perf_counter() - start:.0f}s]", flush=True)
