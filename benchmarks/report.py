@@ -267,12 +267,17 @@ def plot_curves(
     path: Path,
     colors: dict[str, Any] | None = None,
     n_boot: int = N_RESAMPLES,
-) -> None:
+    against_time: bool = False,
+) -> bool:
     """
     Learning curves: per algorithm, the IQM over seeds of the evaluation return at each evaluation step with its 95%
     stratified bootstrap band (Agarwal et al. 2021; with fewer than 4 seeds the IQM is the mean), and the env's
-    threshold (:data:`THRESHOLDS`) as a dotted line where
-    it lies within the curves' range.
+    threshold (:data:`THRESHOLDS`) as a dotted line where it lies within the curves' range.
+
+    Against time, the same curves are drawn against the median over seeds of the training seconds before each
+    evaluation (``eval.train_s``, evaluation time excluded): runs of one algorithm reach an evaluation step at
+    different times, and the median keeps the IQM and its band the ones of the step plot, so the two figures differ
+    only in their x axis.
 
     :param env: Environment id (title).
     :param budget: Env steps (title).
@@ -280,7 +285,14 @@ def plot_curves(
     :param path: PNG to write.
     :param colors: Colour per algorithm (:func:`algo_colors`).
     :param n_boot: Bootstrap resamples.
+    :param against_time: Training seconds on the x axis instead of env steps (algorithms whose runs do not all record
+        them are left out)
+    :return: Whether a plot was written (not against time when no algorithm has training seconds).
     """
+    if against_time:
+        by_algo = {algo: runs for algo, runs in by_algo.items() if has_train_seconds(runs)}
+        if not by_algo:
+            return False
     colors = colors or algo_colors(list(by_algo))
     fig, ax = _subplots()
     for algo in algo_order(list(by_algo)):
@@ -288,17 +300,24 @@ def plot_curves(
         common, values = curve_matrix(runs)
         if not common:
             continue
+        xs = np.median(curve_matrix(runs, "train_s")[1], axis=0) if against_time else common
         estimate, low, high = stratified_bootstrap_ci([values], iqm, n_resamples=n_boot)
         style = "--" if algo.startswith("sb3_") else "-"
-        ax.plot(common, estimate, style, color=colors[algo], label=f"{algo} ({len(runs)} seeds)")
-        ax.fill_between(common, low, high, color=colors[algo], alpha=0.15, linewidth=0)
+        ax.plot(xs, estimate, style, color=colors[algo], label=f"{algo} ({len(runs)} seeds)")
+        ax.fill_between(xs, low, high, color=colors[algo], alpha=0.15, linewidth=0)
     _threshold_line(ax, env)
-    ax.set_title(f"{env}, {budget:,} env steps\nIQM evaluation return over seeds, 95% stratified bootstrap band", fontsize=10)
-    ax.set_xlabel("env steps")
+    if against_time:
+        title = "IQM evaluation return against training time (median over seeds), 95% band"
+        ax.set_xlabel("training seconds on this machine (evaluations excluded)")
+    else:
+        title = "IQM evaluation return over seeds, 95% stratified bootstrap band"
+        ax.set_xlabel("env steps")
+    ax.set_title(f"{env}, {budget:,} env steps\n{title}", fontsize=10)
     ax.set_ylabel("return (deterministic, per evaluation)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     _save(fig, path)
+    return True
 
 
 def _threshold_line(ax: Any, env: str) -> None:
@@ -324,56 +343,6 @@ def has_train_seconds(runs: Sequence[dict[str, Any]]) -> bool:
     :return: Whether every run records its training seconds per evaluation (``eval.train_s``; older runs do not)
     """
     return bool(runs) and all(len(r["eval"].get("train_s") or ()) == len(r["eval"]["timesteps"]) for r in runs)
-
-
-def plot_time_curves(
-    env: str,
-    budget: int,
-    by_algo: dict[str, list[dict[str, Any]]],
-    path: Path,
-    colors: dict[str, Any] | None = None,
-    n_boot: int = N_RESAMPLES,
-) -> bool:
-    """
-    Return against wall-clock training time: per algorithm, the IQM curve of :func:`plot_curves` drawn against the
-    median over seeds of the training seconds before each evaluation (``eval.train_s``, evaluation time excluded).
-    Runs of one algorithm reach an evaluation step at different times; the median keeps the IQM and its band the ones
-    of the step plot, so the two figures differ only in their x axis.
-
-    :param env: Environment id (title).
-    :param budget: Env steps (title).
-    :param by_algo: Runs per algorithm.
-    :param path: PNG to write.
-    :param colors: Colour per algorithm (:func:`algo_colors`).
-    :param n_boot: Bootstrap resamples.
-    :return: Whether a plot was written (not when no algorithm has training seconds).
-    """
-    timed = {algo: runs for algo, runs in by_algo.items() if has_train_seconds(runs)}
-    if not timed:
-        return False
-    colors = colors or algo_colors(list(by_algo))
-    fig, ax = _subplots()
-    for algo in algo_order(list(timed)):
-        runs = timed[algo]
-        common, values = curve_matrix(runs)
-        if not common:
-            continue
-        seconds = np.median(curve_matrix(runs, "train_s")[1], axis=0)
-        estimate, low, high = stratified_bootstrap_ci([values], iqm, n_resamples=n_boot)
-        style = "--" if algo.startswith("sb3_") else "-"
-        ax.plot(seconds, estimate, style, color=colors[algo], label=f"{algo} ({len(runs)} seeds)")
-        ax.fill_between(seconds, low, high, color=colors[algo], alpha=0.15, linewidth=0)
-    _threshold_line(ax, env)
-    ax.set_title(
-        f"{env}, {budget:,} env steps\nIQM evaluation return against training time (median over seeds), 95% band",
-        fontsize=10,
-    )
-    ax.set_xlabel("training seconds on this machine (evaluations excluded)")
-    ax.set_ylabel("return (deterministic, per evaluation)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    _save(fig, path)
-    return True
 
 
 def first_reach(xs: Sequence[float], values: Sequence[float], threshold: float) -> float | None:
@@ -991,7 +960,7 @@ def main(args: argparse.Namespace) -> list[dict[str, Any]]:
         suffix = f"{env}.png" if env_budgets[env] == 1 else f"{env}_{budget}.png"
         plot_curves(env, budget, by_algo, out / f"curves_{suffix}", colors, n_boot=args.n_boot)
         plots[(env, budget)] = f"curves_{suffix}"
-        if plot_time_curves(env, budget, by_algo, out / f"time_{suffix}", colors, n_boot=args.n_boot):
+        if plot_curves(env, budget, by_algo, out / f"time_{suffix}", colors, n_boot=args.n_boot, against_time=True):
             time_plots[(env, budget)] = f"time_{suffix}"
     profile_lines = performance_profile_section(groups, out, colors, n_boot=args.n_boot)
     readme = render_readme(runs, groups, rows, plots, out, command_line(), time_plots, profile_lines)

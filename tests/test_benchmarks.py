@@ -270,7 +270,7 @@ def test_wall_clock_table_on_tiny_records(tmp_path):
     # reaches 90 at 2 s and 4 s, never: median 4 s; whole budget 3, 6, 3 s: median 3 s, 1000 env steps per s
     assert "| ddpg_plus | 3 | 4 | 2/3 | 3 | 1000 |" in lines and not any("sb3_ddpg" in line for line in lines)
     assert report.time_to_threshold_table("MountainCarContinuous-v0", {"sb3_ddpg": by_algo["sb3_ddpg"]}) == []
-    assert report.plot_time_curves("MountainCarContinuous-v0", 3000, by_algo, tmp_path / "t.png", n_boot=100)
+    assert report.plot_curves("MountainCarContinuous-v0", 3000, by_algo, tmp_path / "t.png", n_boot=100, against_time=True)
     assert (tmp_path / "t.png").read_bytes().startswith(b"\x89PNG")
     # Side by side: runs 0 and 1 overlap, run 2 ran alone
     times = [("10:00", "10:05"), ("10:04", "10:09"), ("11:00", "11:01")]
