@@ -231,13 +231,24 @@ EVIDENCE = Profile(
 PRIORITIZED = Profile(
     name="prioritized",
     description=(
-        "PER and LAP against uniform replay with otherwise equal settings: MountainCarContinuous-v0 20k steps ([64, 64], "
-        "the zoo's OU 0.5 noise), Pendulum-v1 5k steps (learning_starts 1000), 5 seeds, evaluations every 1k steps."
+        "PER and LAP against uniform replay with otherwise equal settings, alone, with 5-step returns and with TD3's "
+        "options: MountainCarContinuous-v0 20k steps ([64, 64], the zoo's OU 0.5 noise), Pendulum-v1 5k steps "
+        "(learning_starts 1000), 5 seeds, evaluations every 1k steps."
     ),
     entries=(
         Entry(
             "MountainCarContinuous-v0",
-            ("ddpg_plus", "ddpg_plus_per", "ddpg_plus_lap", "ddpg_plus_nstep", "ddpg_plus_nstep_per", "ddpg_plus_nstep_lap"),
+            (
+                "ddpg_plus",
+                "ddpg_plus_per",
+                "ddpg_plus_lap",
+                "ddpg_plus_nstep",
+                "ddpg_plus_nstep_per",
+                "ddpg_plus_nstep_lap",
+                "ddpg_plus_td3",
+                "ddpg_plus_td3_per",
+                "ddpg_plus_td3_lap",
+            ),
             seeds=tuple(range(5)),
             budget=20_000,
             eval_freq=1_000,
@@ -245,7 +256,7 @@ PRIORITIZED = Profile(
         ),
         Entry(
             "Pendulum-v1",
-            ("ddpg_plus", "ddpg_plus_per", "ddpg_plus_lap"),
+            ("ddpg_plus", "ddpg_plus_per", "ddpg_plus_lap", "ddpg_plus_td3", "ddpg_plus_td3_per", "ddpg_plus_td3_lap"),
             seeds=tuple(range(5)),
             budget=5_000,
             eval_freq=1_000,
