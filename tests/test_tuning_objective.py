@@ -153,3 +153,32 @@ def test_env_budgets_are_validated():
     stored = _config().to_dict()
     del stored["env_budgets"]
     assert StudyConfig.from_dict(stored) == _config()
+
+
+def test_margin_median_pruner_ignores_small_shortfalls():
+    from optuna.distributions import FloatDistribution
+
+    from tuning.study import MarginMedianPruner
+
+    study = optuna.create_study(direction="maximize")
+    for value in (0.98, 1.0, 1.02, 0.99, 1.01):
+        study.add_trial(
+            optuna.trial.create_trial(
+                params={"x": 0.0},
+                distributions={"x": FloatDistribution(0, 1)},
+                value=value,
+                intermediate_values={4000: value},
+            )
+        )
+
+    def pruned(margin, value, step=4000, n_startup_trials=5):
+        trial = optuna.trial.create_trial(state=TrialState.RUNNING, intermediate_values={step: value})
+        return MarginMedianPruner(margin=margin, n_startup_trials=n_startup_trials).prune(study, trial)
+
+    # Median 1.0: 0.97 is noise with a 0.1 margin, pruned without one; 0.85 is pruned either way
+    assert not pruned(0.1, 0.97) and pruned(0.0, 0.97)
+    assert pruned(0.1, 0.85)
+    assert not pruned(0.0, 0.5, step=2000)  # no completed trial reported at that step
+    assert not pruned(0.0, 0.5, n_startup_trials=6)  # too few completed trials
+    with pytest.raises(ValueError, match="margin"):
+        MarginMedianPruner(margin=-0.1)
