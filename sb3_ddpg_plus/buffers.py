@@ -240,7 +240,7 @@ class DDPGPlusReplayBuffer(ReplayBuffer):
         self._transitions_added = 0
         # The latest prioritised sample's indices (the tensor handed out, its version counter), its flat slots and
         # the count of transitions added then: update_priorities() recognises them (see _recognised_slots)
-        self._last_sample: tuple[th.Tensor, int, np.ndarray, int] | None = None
+        self._last_sample: tuple[th.Tensor, int | None, np.ndarray, int] | None = None
 
     @property
     def _on_cpu(self) -> bool:
@@ -798,7 +798,8 @@ class DDPGPlusReplayBuffer(ReplayBuffer):
             np.power(priorities, -self.current_beta(), out=priorities)
             weights = th.from_numpy(priorities.astype(np.float32)).reshape(-1, 1).to(self.device)
         indices = th.from_numpy(flat).to(self.device)
-        self._last_sample = (indices, indices._version, flat, self._transitions_added)
+        # (Tensor._version is torch's in-place modification counter; a torch without it recognises no sample)
+        self._last_sample = (indices, getattr(indices, "_version", None), flat, self._transitions_added)
         samples_class = PrioritizedDictReplayBufferSamples if self._is_dict else PrioritizedReplayBufferSamples
         return samples_class(*samples, indices, weights)  # type: ignore[arg-type, call-arg]
 
@@ -850,7 +851,9 @@ class DDPGPlusReplayBuffer(ReplayBuffer):
         :return: The slots, or None when the indices are not recognised
         """
         last = self._last_sample
-        if last is None or indices is not last[0] or indices._version != last[1] or last[3] != self._transitions_added:
+        if last is None or last[1] is None or indices is not last[0] or last[3] != self._transitions_added:
+            return None
+        if getattr(indices, "_version", None) != last[1]:
             return None
         return last[2]
 

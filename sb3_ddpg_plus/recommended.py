@@ -16,12 +16,21 @@ and from rl-zoo3, for any environment (the zoo reads a ``--conf-file`` that is a
     python -m sb3_ddpg_plus.zoo train --algo ddpg_plus --env ENV --conf-file sb3_ddpg_plus.recommended -n 100000
 """
 
-import copy
 from pathlib import Path
 from typing import Any
 
 #: The shipped file (rl-zoo3 format: a ``default`` section).
 RECOMMENDED_FILE = Path(__file__).parent / "hyperparams" / "recommended.yml"
+
+
+def _load(path: "str | Path | None") -> dict[str, Any]:
+    """The validated ``default`` section of ``path`` (default: :data:`RECOMMENDED_FILE`), ``n_timesteps`` included."""
+    from sb3_ddpg_plus.hyperparams import load_hyperparams
+
+    path = Path(path) if path is not None else RECOMMENDED_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"no recommended configuration at {path} (reinstall sb3_ddpg_plus with its data files)")
+    return load_hyperparams(path, "default")
 
 
 def recommended_hyperparams(path: "str | Path | None" = None) -> dict[str, Any]:
@@ -31,12 +40,7 @@ def recommended_hyperparams(path: "str | Path | None" = None) -> dict[str, Any]:
         ``n_timesteps``: the budget is the user's
     :raises FileNotFoundError: the file is missing (an installation without package data)
     """
-    from sb3_ddpg_plus.hyperparams import load_hyperparams
-
-    path = Path(path) if path is not None else RECOMMENDED_FILE
-    if not path.is_file():
-        raise FileNotFoundError(f"no recommended configuration at {path} (reinstall sb3_ddpg_plus with its data files)")
-    hyperparams = load_hyperparams(path, "default")
+    hyperparams = _load(path)
     hyperparams.pop("n_timesteps", None)
     return hyperparams
 
@@ -46,19 +50,16 @@ def recommended_kwargs(path: "str | Path | None" = None, **overrides: Any) -> di
     Constructor keyword arguments of the recommended configuration, for ``DDPGPlus("MlpPolicy", env, **kwargs)``.
 
     :param path: Another file in the same format (default: :data:`RECOMMENDED_FILE`)
-    :param overrides: Arguments to change (``policy_kwargs`` is merged key by key, so
+    :param overrides: Arguments to change, merged as hyperparameter overrides are everywhere in the package
+        (:func:`~sb3_ddpg_plus.experiments.zoo_hyperparams.merge_hyperparams`: ``policy_kwargs`` key by key, so
         ``policy_kwargs=dict(net_arch=[64, 64])`` keeps the recommended layer norm and number of critics)
     :return: Keyword arguments (noises as plain data, which ``DDPGPlus`` builds), without ``policy``
     """
+    from sb3_ddpg_plus.experiments.zoo_hyperparams import merge_hyperparams
     from sb3_ddpg_plus.hyperparams import to_constructor_kwargs
 
-    kwargs = to_constructor_kwargs(recommended_hyperparams(path))
+    kwargs = merge_hyperparams(to_constructor_kwargs(recommended_hyperparams(path)), overrides)
     kwargs.pop("policy", None)
-    for key, value in overrides.items():
-        if key == "policy_kwargs" and isinstance(value, dict):
-            kwargs["policy_kwargs"] = {**kwargs.get("policy_kwargs", {}), **copy.deepcopy(value)}
-        else:
-            kwargs[key] = value
     return kwargs
 
 
@@ -73,8 +74,5 @@ def __getattr__(name: str) -> Any:
     :raises AttributeError: for any other name
     """
     if name == "hyperparams":
-        from sb3_ddpg_plus.hyperparams import load_hyperparams
-
-        recommended_hyperparams()  # the clear error when the file is missing
-        return {"default": load_hyperparams(RECOMMENDED_FILE, "default")}
+        return {"default": _load(None)}
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -92,7 +92,8 @@ def _small(kwargs):
     # keep runs tiny whatever was drawn: large sizes are legal but slow, not interesting here
     for key in ("buffer_size", "learning_starts", "batch_size", "gradient_steps", "n_steps", "policy_delay"):
         value = kwargs.get(key)
-        if isinstance(value, int) and not isinstance(value, bool) and value > 64:
+        # (integral floats such as 1e9 are counts too)
+        if isinstance(value, int | float) and not isinstance(value, bool) and value > 64:
             kwargs[key] = 64
     return kwargs
 
