@@ -48,6 +48,9 @@ EPISODE_END = np.uint8(4)  # the episode ended here (terminated or truncated): n
 
 _SINGLE_KEY = ""  # key of the only observation array for non-Dict observation spaces
 
+# A slot's done flag (float32) by its flags byte: 1.0 where TERMINATED is set, else 0.0
+_TERMINATED_AS_FLOAT = ((np.arange(256, dtype=np.uint8) & TERMINATED) != 0).astype(np.float32)
+
 
 def _torch_dtype(dtype: np.dtype) -> th.dtype:
     return th.from_numpy(np.zeros(0, dtype=dtype)).dtype
@@ -708,7 +711,8 @@ class DDPGPlusReplayBuffer(ReplayBuffer):
             next_observations = self._gather(self._obs, self._flat_index(envs, (last + 1) % self.buffer_size))
         else:
             next_observations = self._gather(self._next_obs, last_rows)
-        dones = ((np.take(self._flags.reshape(-1), last_rows) & TERMINATED) != 0).astype(np.float32)
+        # (1.0 where the flags say TERMINATED, else 0.0: one lookup instead of a mask, a comparison and a cast)
+        dones = _TERMINATED_AS_FLOAT.take(np.take(self._flags.reshape(-1), last_rows))
         rewards = env.normalize_reward(returns) if env is not None else returns
         device = self.device
         obs_out = self._normalize(observations, env)
@@ -716,14 +720,23 @@ class DDPGPlusReplayBuffer(ReplayBuffer):
         if self.storage_device != device:
             obs_out = self._to_device(obs_out)
             next_obs_out = self._to_device(next_obs_out)
-        actions = self._gather({"": self._actions}, rows)[""].to(device)
-        dones_t = th.as_tensor(dones, device=device).reshape(-1, 1)
-        rewards_t = th.as_tensor(np.asarray(rewards, dtype=np.float32), device=device).reshape(-1, 1)
+        actions = self._gather({"": self._actions}, rows)[""]
+        if actions.device != device:
+            actions = actions.to(device)
+        dones_t = self._column(dones)
+        rewards_t = self._column(np.asarray(rewards, dtype=np.float32))
         discounts = None
         if discounts_np is not None:
-            discounts = th.as_tensor(discounts_np.astype(np.float32), device=device).reshape(-1, 1)
+            discounts = self._column(discounts_np.astype(np.float32))
         samples_class = DictReplayBufferSamples if self._is_dict else ReplayBufferSamples
         return samples_class(obs_out, actions, next_obs_out, dones_t, rewards_t, discounts)  # type: ignore[arg-type]
+
+    def _column(self, values: np.ndarray) -> th.Tensor:
+        """A ``(batch, 1)`` tensor on the model's device of a new host array (shared with it on the CPU)."""
+        column = values.reshape(-1, 1)
+        if self.device.type == "cpu":
+            return th.from_numpy(column)
+        return th.as_tensor(column, device=self.device)
 
     def _to_device(self, value: Any) -> Any:
         if isinstance(value, dict):
@@ -783,7 +796,8 @@ class DDPGPlusReplayBuffer(ReplayBuffer):
         # The global generator, as the uniform sampler (seeded by set_random_seed)
         masses = np.random.random(batch_size)
         masses *= total
-        flat, priorities = tree.find(masses)
+        # (the priorities drawn are only needed for PER's importance weights)
+        flat, priorities = tree.find(masses, values=self.prioritized == "per")
         if self.n_envs == 1:
             envs, slots = np.zeros_like(flat), flat
         else:
@@ -794,10 +808,13 @@ class DDPGPlusReplayBuffer(ReplayBuffer):
             # w_i = (N P(i))^-beta / max_j (N P(j))^-beta with the max over every transition in the buffer (Schaul et
             # al.; the least likely one has the largest weight): w_i = (p_i / p_min)^-beta, N and the total cancel.
             # (In place: `priorities` is find()'s copy.)
+            assert priorities is not None
             priorities /= tree.min_positive
             np.power(priorities, -self.current_beta(), out=priorities)
-            weights = th.from_numpy(priorities.astype(np.float32)).reshape(-1, 1).to(self.device)
-        indices = th.from_numpy(flat).to(self.device)
+            weights = self._column(priorities.astype(np.float32))
+        indices = th.from_numpy(flat)
+        if self.device.type != "cpu":
+            indices = indices.to(self.device)
         # (Tensor._version is torch's in-place modification counter; a torch without it recognises no sample)
         self._last_sample = (indices, getattr(indices, "_version", None), flat, self._transitions_added)
         samples_class = PrioritizedDictReplayBufferSamples if self._is_dict else PrioritizedReplayBufferSamples

@@ -320,11 +320,14 @@ class DDPGPlus(SaveLoadMixin, OffPolicyAlgorithm):
 
     def _update_learning_rate(self, optimizers: list[th.optim.Optimizer] | th.optim.Optimizer) -> None:
         # One schedule per network (SB3 has one for all optimizers)
-        schedules = {id(self.actor.optimizer): self.actor_lr_schedule, id(self.critic.optimizer): self.critic_lr_schedule}
-        if not isinstance(optimizers, list):
-            optimizers = [optimizers]
-        for optimizer in optimizers:
-            schedule = schedules.get(id(optimizer), self.lr_schedule)
+        actor_optimizer, critic_optimizer = self.actor.optimizer, self.critic.optimizer
+        for optimizer in optimizers if isinstance(optimizers, list) else [optimizers]:
+            if optimizer is actor_optimizer:
+                schedule = self.actor_lr_schedule
+            elif optimizer is critic_optimizer:
+                schedule = self.critic_lr_schedule
+            else:
+                schedule = self.lr_schedule
             update_learning_rate(optimizer, schedule(self._current_progress_remaining))
         self.logger.record("train/learning_rate", self.actor_lr_schedule(self._current_progress_remaining))
         if self.actor_learning_rate is not None or self.critic_learning_rate is not None:
@@ -470,7 +473,7 @@ class DDPGPlus(SaveLoadMixin, OffPolicyAlgorithm):
             else:
                 with th.no_grad():
                     actions = self.actor(obs_tensor)
-            scaled_action = actions.cpu().numpy().reshape((-1, get_action_dim(self.action_space)))
+            scaled_action = actions.cpu().numpy().reshape((-1, self._action_dim()))
 
         if action_noise is not None:
             if isinstance(action_noise, ScheduledActionNoise):
@@ -482,6 +485,13 @@ class DDPGPlus(SaveLoadMixin, OffPolicyAlgorithm):
         buffer_action = scaled_action
         action = self.policy.unscale_action(scaled_action)
         return action, buffer_action
+
+    def _action_dim(self) -> int:
+        """:return: ``get_action_dim(self.action_space)``, worked out once per action space object"""
+        cached = self.__dict__.get("_action_dim_cache")
+        if cached is None or cached[0] is not self.action_space:
+            cached = self.__dict__["_action_dim_cache"] = (self.action_space, get_action_dim(self.action_space))
+        return cached[1]
 
     def _store_transition(
         self,
@@ -496,7 +506,20 @@ class DDPGPlus(SaveLoadMixin, OffPolicyAlgorithm):
             self._check_finite("rewards", reward)
             for key, value in new_obs.items() if isinstance(new_obs, dict) else [("observations", new_obs)]:
                 self._check_finite(key, value)
-        super()._store_transition(replay_buffer, buffer_action, new_obs, reward, dones, infos)
+        if (
+            self._vec_normalize_env is None
+            and getattr(replay_buffer.add, "__func__", None) is DDPGPlusReplayBuffer.add
+            and isinstance(dones, np.ndarray)
+            and not dones.any()
+        ):
+            # [speed] SB3's _store_transition in this case (no VecNormalize, no episode end: no terminal observation
+            # to write into the next observations), without its deepcopy of new_obs: our buffer's add() (not a
+            # subclass's or a patched one) copies what it is given into its storage and modifies none of its arguments
+            self._last_original_obs = self._last_obs
+            replay_buffer.add(self._last_original_obs, new_obs, buffer_action, reward, dones, infos)  # type: ignore[arg-type]
+            self._last_obs = new_obs  # type: ignore[assignment]
+        else:
+            super()._store_transition(replay_buffer, buffer_action, new_obs, reward, dones, infos)
         if self.param_noise_exploration is not None:
             # A new perturbation for each environment whose episode ended (its own, not a shared one)
             self.param_noise_exploration.episodes_ended(self.actor, dones, self.num_timesteps)
@@ -581,6 +604,7 @@ class DDPGPlus(SaveLoadMixin, OffPolicyAlgorithm):
             "_fast",
             "_in_setup",
             "_compiled_update",
+            "_action_dim_cache",
         ]
 
     def _get_torch_save_params(self) -> tuple[list[str], list[str]]:

@@ -14,7 +14,7 @@ from typing import Any
 import torch as th
 from stable_baselines3.common.utils import get_parameters_by_name
 
-from sb3_ddpg_plus.manual_backward import ManualBackward, ModuleSnapshot
+from sb3_ddpg_plus.manual_backward import ManualBackward, ModuleSnapshot, without_grad
 
 
 class FastPath:
@@ -82,7 +82,7 @@ class FastPath:
         manual = self.manual
         return manual if enabled and manual is not None and manual.can_act() else None
 
-    @th.no_grad()
+    @without_grad
     def update_targets(self, tau: float) -> None:
         """
         Polyak update, fused: ``target <- target + tau * (online - target)``, then batch-norm statistics copied.

@@ -20,6 +20,15 @@ def is_skinny(rows: int, columns: int) -> bool:
     return 2 <= columns <= 16 and rows >= 4 * columns
 
 
+def skinny_rows(columns: int) -> float:
+    """
+    :param columns: Columns of a product (a layer's output features)
+    :return: The fewest rows from which ``is_skinny(rows, columns)`` holds (infinite when it never does), so that
+        a loop over layers decides the orientation with one comparison
+    """
+    return 4 * columns if 2 <= columns <= 16 else float("inf")
+
+
 def linear(inputs: th.Tensor, weight: th.Tensor, bias: th.Tensor | None) -> th.Tensor:
     """
     :param inputs: Batch of inputs, ``(batch, in_features)``

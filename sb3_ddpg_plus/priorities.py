@@ -36,7 +36,9 @@ class PriorityTree:
     """
     Sum-tree over ``capacity`` non-negative priorities: ``branching`` children per node, one float64 array per level
     (the leaves first), up to a top level of at most ``top_size`` nodes, whose cumulative sum is taken once per
-    sample after a change (one ``np.searchsorted`` replaces the upper levels). With ``track_min``, a min-tree over
+    sample after a change (one ``np.searchsorted`` replaces the upper levels). That cumulative sum covers only the
+    top nodes up to the last one that any update has reached (every later node is 0), so a buffer that is far from
+    full, as a replay buffer is for most of a run, sums only the part it uses. With ``track_min``, a min-tree over
     the positive priorities (from the first level up: a leaf group's minimum is read from the leaves) gives the
     smallest positive priority, which PER's importance weights need.
 
@@ -99,17 +101,26 @@ class PriorityTree:
             self._mins = [np.full(size, np.inf) for size in sizes[1:]]
             self._min_groups = [level.reshape(-1, self.branching) for level in self._mins[:-1]]
         # Cumulative sums of the top level after a leading 0 (cumulative[i] is the mass before node i), and the same
-        # without it (ends[i] is the mass up to the end of node i: a view)
+        # without it (ends[i] is the mass up to the end of node i: a view). Only the first `_extent` top nodes can be
+        # positive (every node from `_extent` on is 0): the cumulative sums are taken over those only, so a buffer
+        # that is far from full pays for the part it uses.
         self._cumulative = np.zeros(counts[-1] + 1)
         self._ends = self._cumulative[1:]
-        # (torch views of the top level and of the ends, for the cumulative sum after each change)
-        self._top_tensor = th.from_numpy(self._sums[-1])
-        self._ends_tensor = th.from_numpy(self._ends)
+        self._top_shift = self._shift * self.depth  # (leaf >> _top_shift is its top node)
+        self._extent = 0
+        self._set_extent_views(0)
         self._total = 0.0
         self._below_total = 0.0
         self._top_stale = True
         # find()'s work arrays for the last batch size (see _scratch_for)
-        self._scratch: tuple[np.ndarray, th.Tensor, np.ndarray, np.ndarray] | None = None
+        self._scratch: tuple[np.ndarray, th.Tensor, np.ndarray] | None = None
+
+    def _set_extent_views(self, extent: int) -> None:
+        """Views of the first ``extent`` top nodes and of their cumulative sums (numpy for find, torch for cumsum)."""
+        self._views_extent = extent
+        self._ends_used = self._ends[:extent]
+        self._top_used_tensor = th.from_numpy(self._sums[-1][:extent])
+        self._ends_used_tensor = th.from_numpy(self._ends_used)
 
     @property
     def leaves(self) -> np.ndarray:
@@ -119,10 +130,15 @@ class PriorityTree:
         return view
 
     def _refresh_top(self) -> None:
-        """Recompute the cumulative sums of the top level (once after each change)."""
-        # (torch's float64 cumsum: the same sequential sums as numpy's, several times faster)
-        th.cumsum(self._top_tensor, 0, out=self._ends_tensor)
-        self._total = float(self._cumulative[-1])
+        """Recompute the cumulative sums of the top level's first ``_extent`` nodes (once after each change)."""
+        extent = self._extent
+        if extent != self._views_extent:
+            self._set_extent_views(extent)
+        if extent:
+            # (torch's float64 cumsum: the same sequential sums as numpy's, several times faster; a prefix of the
+            # top level gives the same sums as the whole level would, bit for bit, the later nodes being 0)
+            th.cumsum(self._top_used_tensor, 0, out=self._ends_used_tensor)
+        self._total = float(self._cumulative[extent])
         # find() walks down with masses clamped to the largest float below the total: the first top node whose end
         # exceeds such a mass ends at the total, so it is the last one with positive mass (for a mass at the total)
         self._below_total = math.nextafter(self._total, 0.0)
@@ -143,7 +159,8 @@ class PriorityTree:
         if self.depth == 0:  # (no level above the leaves)
             leaves = self._sums[0]
             return float(leaves[leaves > 0].min(initial=np.inf))
-        return float(self._mins[-1].min())
+        # (the top nodes from `_extent` on have no positive priority below them: their minimum is +inf)
+        return float(self._mins[-1][: max(self._extent, 1)].min())
 
     def nbytes(self) -> int:
         """:return: Bytes used by the tree(s)."""
@@ -156,6 +173,7 @@ class PriorityTree:
         for min_level in self._mins or []:
             min_level[:] = np.inf
         self.max_priority = 1.0
+        self._extent = 0
         self._top_stale = True
 
     def update(self, indices: np.ndarray, priorities: np.ndarray) -> None:
@@ -171,6 +189,9 @@ class PriorityTree:
             return
         self._top_stale = True
         self._sums[0][indices] = priorities
+        top = int(indices.max()) >> self._top_shift
+        if top >= self._extent:
+            self._extent = top + 1
         nodes = indices
         for level in range(self.depth):
             nodes = nodes >> self._shift
@@ -187,8 +208,9 @@ class PriorityTree:
             self._sums[level + 1][nodes] = th.from_numpy(children).sum(1).numpy()
             if self._mins is not None:
                 if level == 0:
-                    # A leaf group's minimum positive priority, from the leaves (0: not sampleable, read as +inf)
-                    children = np.where(children > 0, children, math.inf)
+                    # A leaf group's minimum positive priority, from the leaves (0: not sampleable, read as +inf;
+                    # in place: `children` is take()'s copy, and its sums are taken)
+                    np.putmask(children, children == 0.0, math.inf)
                 else:
                     children = self._min_groups[level - 1].take(nodes, axis=0)
                 self._mins[level][nodes] = th.from_numpy(children).amin(1).numpy()
@@ -197,6 +219,8 @@ class PriorityTree:
         """Recompute every inner node from the leaves."""
         for level in range(self.depth):
             self._recompute_level(level)
+        positive = np.flatnonzero(self._sums[-1])
+        self._extent = int(positive[-1]) + 1 if len(positive) else 0
         self._top_stale = True
 
     def _recompute_level(self, level: int) -> None:
@@ -212,22 +236,22 @@ class PriorityTree:
                 children = self._min_groups[level - 1]
             self._mins[level][:n_parents] = th.from_numpy(children).amin(1).numpy()
 
-    def _scratch_for(self, batch: int) -> tuple[np.ndarray, th.Tensor, np.ndarray, np.ndarray]:
+    def _scratch_for(self, batch: int) -> tuple[np.ndarray, th.Tensor, np.ndarray]:
         """
         ``find``'s work arrays for a batch: ``[batch, branching + 1]`` cumulative sums of children after a leading
         0 (column 0 is never written), a torch view of its other columns, and the flat index of each row's first
-        entry in it and in a ``[batch, branching]`` array. Kept for the next call of the same size.
+        entry in it. Kept for the next call of the same size.
         """
         if self._scratch is not None and len(self._scratch[0]) == batch:
             return self._scratch
         k = self.branching
         padded = np.zeros((batch, k + 1))
-        scratch = (padded, th.from_numpy(padded)[:, 1:], np.arange(0, batch * (k + 1), k + 1), np.arange(0, batch * k, k))
+        scratch = (padded, th.from_numpy(padded)[:, 1:], np.arange(0, batch * (k + 1), k + 1))
         if batch <= self._SCRATCH_LIMIT:
             self._scratch = scratch
         return scratch
 
-    def find(self, mass: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def find(self, mass: np.ndarray, values: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
         """
         Inverse of the cumulative sum: for each ``mass`` in ``[0, total)``, the leaf ``i`` with
         ``sum(leaves[:i]) <= mass < sum(leaves[:i + 1])``, found by walking down with all masses together, one level
@@ -235,8 +259,9 @@ class PriorityTree:
 
         :param mass: Positions in ``[0, total)``, float64, one dimension (a mass at or past the total counts as the
             largest float below it)
-        :return: Leaf indices (int64) and their priorities (float64, a copy), in the order of the masses, never a leaf
-            of priority 0
+        :param values: Also return the leaves' priorities (else None in their place)
+        :return: Leaf indices (int64) and their priorities (float64, a copy; None without ``values``), in the order
+            of the masses, never a leaf of priority 0
         :raises ValueError: When every priority is 0
         """
         if self._top_stale:
@@ -250,14 +275,13 @@ class PriorityTree:
         order = mass.argsort()
         remaining = mass.take(order)
         np.minimum(remaining, self._below_total, out=remaining)
-        # The top node whose range holds the mass (the mass is below the total: the node exists and has positive mass)
-        nodes = self._ends.searchsorted(remaining, side="right")
+        # The top node whose range holds the mass (the mass is below the total: the node exists and has positive mass;
+        # the nodes from `_extent` on are 0, and their cumulative sums are not kept)
+        nodes = self._ends_used.searchsorted(remaining, side="right")
         # (>= 0: the mass before the chosen node is <= the mass)
         remaining -= self._cumulative.take(nodes)
-        if self.depth == 0:
-            values = self._sums[0].take(nodes)
-        else:
-            padded, within, row_starts, leaf_row_starts = self._scratch_for(len(nodes))
+        if self.depth:
+            padded, within, row_starts = self._scratch_for(len(nodes))
             cumulative, last = padded[:, 1:], padded[:, -1]
             for level in range(self.depth - 1, -1, -1):
                 # (ndarray methods rather than numpy's functions, which only forward to them: a microsecond each)
@@ -269,17 +293,17 @@ class PriorityTree:
                 # first child whose cumulative sum exceeds the mass then exists, and is the last with positive mass
                 np.minimum(remaining, np.nextafter(last, 0.0), out=remaining)
                 chosen = (cumulative > remaining[:, None]).argmax(axis=1)
-                # The mass left inside the chosen child: minus the cumulative sum before it, read after the leading
-                # 0 (<= the mass, so >= 0)
-                remaining -= padded.take(row_starts + chosen)
                 nodes <<= self._shift
                 nodes += chosen
-            values = children.take(leaf_row_starts + chosen)
+                if level:
+                    # The mass left inside the chosen child: minus the cumulative sum before it, read after the
+                    # leading 0 (<= the mass, so >= 0). (Not needed below the last level.)
+                    chosen += row_starts
+                    remaining -= padded.take(chosen)
         found = np.empty_like(nodes)
         found[order] = nodes
-        priorities = np.empty_like(values)
-        priorities[order] = values
-        return found, priorities
+        # (the leaves just read are in the cache)
+        return found, (self._sums[0].take(found) if values else None)
 
     def __getstate__(self) -> dict[str, Any]:
         # Only the leaves are saved: the inner nodes are rebuilt on load, bit for bit the same (see the class docstring)

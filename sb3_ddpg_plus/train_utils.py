@@ -109,11 +109,13 @@ class ReplayBatches:
         self.vec_normalize_env = vec_normalize_env
         self.batch_size = batch_size
         self.remaining = gradient_steps
-        per_sample = batch_size * sample_bytes(replay_buffer.observation_space, replay_buffer.action_space)
-        self.steps_per_sample = max(1, min(gradient_steps, SAMPLE_CHUNK_BYTES // max(1, per_sample)))
-        if getattr(replay_buffer, "prioritized", None) is not None:
-            # Each step samples from the priorities its predecessors wrote (exact prioritised replay)
+        if gradient_steps <= 1 or getattr(replay_buffer, "prioritized", None) is not None:
+            # One step per call (train_freq=1, gradient_steps=1: no chunk size to work out), or prioritised replay:
+            # each step samples from the priorities its predecessors wrote (exact prioritised replay)
             self.steps_per_sample = 1
+        else:
+            per_sample = batch_size * sample_bytes(replay_buffer.observation_space, replay_buffer.action_space)
+            self.steps_per_sample = max(1, min(gradient_steps, SAMPLE_CHUNK_BYTES // max(1, per_sample)))
         self.chunk: Any = None
         self.offset = 0
 

@@ -601,6 +601,52 @@ def test_tree_against_brute_force(capacity, branching, top_size):
     assert (found[:10_000] != reference).sum() <= 1  # (random masses: at a boundary with probability ~1e-12)
 
 
+def test_top_sums_over_the_part_in_use_equal_a_full_recomputation():
+    """The top's cumulative sums cover the top nodes up to the last one an update reached: after a ring of writes that
+    grows, wraps around and zeroes slots, the total, the minimum and find() equal those of a tree rebuilt from the
+    leaves (whose cumulative sums cover every top node), bit for bit."""
+    capacity, branching, top_size = 20_000, 4, 64  # (each of the 79 top nodes holds 256 leaves)
+    rng = np.random.default_rng(3)
+    tree = PriorityTree(capacity, branching, top_size, track_min=True)
+    leaves = np.zeros(capacity)
+    head = 0
+    for step in range(300):
+        # A ring buffer's writes (wrapping around at the end), then a batch of updates among the slots written
+        count = int(rng.integers(1, 400))
+        written = (head + np.arange(count)) % capacity
+        head = (head + count) % capacity
+        values = rng.exponential(size=count) * (rng.random(count) < 0.9)
+        tree.update(written, values)
+        leaves[written] = values
+        held = np.flatnonzero(leaves)
+        if len(held) and step % 3:
+            sampled = rng.choice(held, size=64)
+            updates = rng.exponential(size=64) * (rng.random(64) < 0.8)
+            tree.update(sampled, updates)
+            leaves[sampled] = updates
+        if step == 150:  # everything past the first slots set to 0: the part in use does not shrink
+            tree.update(np.arange(100, capacity), np.zeros(capacity - 100))
+            leaves[100:] = 0.0
+        rebuilt = pickle.loads(pickle.dumps(tree))
+        assert tree._extent >= rebuilt._extent
+        np.testing.assert_array_equal(tree.leaves, leaves)
+        if not leaves.any():
+            continue
+        assert tree.total == rebuilt.total == float(np.cumsum(rebuilt._sums[-1])[-1])
+        assert tree.min_positive == rebuilt.min_positive == leaves[leaves > 0].min()
+        masses = np.concatenate([rng.random(200) * tree.total, [0.0, np.nextafter(tree.total, 0.0), tree.total]])
+        found, values = tree.find(masses)
+        np.testing.assert_array_equal(found, rebuilt.find(masses)[0])
+        np.testing.assert_array_equal(values, leaves[found])
+        assert (values > 0).all()
+    tree.clear()
+    assert tree.total == 0.0 and tree.min_positive == np.inf
+    with pytest.raises(ValueError, match="every priority is 0"):
+        tree.find(np.zeros(1))
+    tree.update(np.array([capacity - 1]), np.array([2.0]))
+    assert tree.total == 2.0 and tree.find(np.array([0.0, 1.9]))[0].tolist() == [capacity - 1] * 2
+
+
 def test_tree_pickles_its_leaves_only():
     tree = PriorityTree(100_000, track_min=True)
     tree.update(np.arange(100_000), np.random.default_rng(0).random(100_000))
