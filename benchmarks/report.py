@@ -626,6 +626,79 @@ def verdicts(env: str, rows: Sequence[dict[str, Any]]) -> list[str]:
     return lines
 
 
+#: The DDPGPlus configuration that the verdict against SB3 TD3 is about: the recommended one, else the drop-in
+VERDICT_ALGOS = ("ddpg_plus_recommended", "ddpg_plus")
+
+
+def poi_verdict(poi: Sequence[float] | None) -> str | None:
+    """
+    :param poi: Probability of improvement over a baseline with its 95% interval ``(estimate, low, high)``
+    :return: ``"beats"`` (the interval is above 0.5), ``"loses"`` (below 0.5) or ``"indistinguishable"`` (it holds
+        0.5); ``None`` without a POI
+    """
+    if poi is None:
+        return None
+    _, low, high = poi
+    if low > 0.5:
+        return "beats"
+    if high < 0.5:
+        return "loses"
+    return "indistinguishable"
+
+
+def td3_verdict_section(rows: Sequence[dict[str, Any]]) -> list[str]:
+    """
+    Per environment (and budget), whether DDPGPlus beats SB3 TD3, the stronger upstream baseline, by the probability
+    of improvement's 95% interval: above 0.5, holding 0.5, or below. About ``ddpg_plus_recommended`` where it ran,
+    else the drop-in ``ddpg_plus`` (one configuration chosen before the results, not the best of several).
+
+    :param rows: From :func:`summarize`.
+    :return: Markdown lines (empty when no environment has both)
+    """
+    table = []
+    counts: collections.Counter[tuple[str, str]] = collections.Counter()
+    for row in rows:
+        if row["poi_td3"] is None or row["algo"] not in VERDICT_ALGOS:
+            continue
+        others = {r["algo"] for r in rows if (r["env"], r["budget"]) == (row["env"], row["budget"])}
+        # (the recommended configuration speaks for DDPGPlus where it ran; the drop-in only where it did not)
+        if row["algo"] != VERDICT_ALGOS[0] and VERDICT_ALGOS[0] in others:
+            continue
+        verdict = poi_verdict(row["poi_td3"])
+        assert verdict is not None
+        counts[(row["algo"], verdict)] += 1
+        table.append(
+            f"| {row['env']} | {row['budget']:,} | {row['algo']} ({row['n_seeds']} seeds) | "
+            "{:.2f} [{:.2f}, {:.2f}] | ".format(*row["poi_td3"])
+            + ("**beats**" if verdict == "beats" else "**loses**" if verdict == "loses" else verdict)
+            + " |"
+        )
+    if not table:
+        return []
+    lines = [
+        "## Against SB3 TD3",
+        "",
+        "Whether DDPGPlus beats SB3 TD3 (the stronger upstream baseline) on each environment: **beats** when the 95% "
+        "interval of the probability of improvement lies above 0.5, **loses** when it lies below, indistinguishable "
+        "when it holds 0.5. The configuration judged is `ddpg_plus_recommended` where it ran, else the drop-in "
+        "`ddpg_plus` (SB3 DDPG's algorithm and hyperparameters): one configuration fixed in advance, not the best of "
+        "the variants.",
+        "",
+        "| env | budget (steps) | DDPGPlus | POI over SB3 TD3 [95% CI] | verdict |",
+        "|---|---:|---|---:|---|",
+        *table,
+        "",
+    ]
+    for algo in VERDICT_ALGOS:
+        n = sum(count for (name, _), count in counts.items() if name == algo)
+        if n:
+            lines.append(
+                f"- {algo}: beats SB3 TD3 on {counts[(algo, 'beats')]} of {n} environment(s), "
+                f"indistinguishable on {counts[(algo, 'indistinguishable')]}, loses on {counts[(algo, 'loses')]}."
+            )
+    return [*lines, ""]
+
+
 def checkpoints_for(budget: int, eval_freq: int) -> list[int]:
     """
     :param budget: Env steps of the runs
@@ -761,7 +834,7 @@ def render_readme(
             + (f"{best['algo']}: {cell(best)}" if best else "-")
             + f" | {'-' if poi is None else f'{poi[0]:.2f} [{poi[1]:.2f}, {poi[2]:.2f}]'} |"
         )
-    lines += ["", *profile_lines]
+    lines += ["", *td3_verdict_section(rows), *profile_lines]
     for (env, budget), by_algo in groups.items():
         group_rows = rows_by_group[(env, budget)]
         any_run = next(iter(by_algo.values()))[0]

@@ -194,6 +194,7 @@ def test_report_on_synthetic_runs(tmp_path):
         assert (out / f"curves_{env}.png").read_bytes().startswith(b"\x89PNG")
     readme = (out / "README.md").read_text()
     assert "**not better than SB3 TD3**" in readme  # TD3 wins on Pendulum and the report must say so
+    assert "## Against SB3 TD3" in readme and "| Pendulum-v1 | 1,000 | ddpg_plus (5 seeds) |" in readme
     assert "Solved (mean >= 90) by ddpg_plus_param" in readme
     assert "python -m benchmarks run --profile standard" in readme and "test cpu" in readme
     assert len((out / "runs.csv").read_text().splitlines()) == 1 + sum(map(len, finals.values()))
@@ -202,6 +203,33 @@ def test_report_on_synthetic_runs(tmp_path):
     assert "## Performance profile" in readme and "| ddpg_plus_param | 1 | 5 |" in readme
     assert "Steps to threshold (return >= 90" in readme and "Steps to threshold (return >= -200" in readme
     assert "predate the record of training seconds" in readme and not list(out.glob("time_*.png"))
+
+
+def test_td3_verdict_by_probability_of_improvement():
+    assert report.poi_verdict((0.9, 0.6, 1.0)) == "beats"
+    assert report.poi_verdict((0.1, 0.0, 0.4)) == "loses"
+    assert report.poi_verdict((0.6, 0.5, 0.9)) == "indistinguishable"  # an interval that holds 0.5
+    assert report.poi_verdict(None) is None
+
+    def row(env, algo, poi_td3):
+        return {"env": env, "budget": 1000, "algo": algo, "n_seeds": 5, "poi_td3": poi_td3}
+
+    rows = [
+        row("A", "ddpg_plus", (0.1, 0.0, 0.3)),  # the drop-in loses on A, but the recommended one speaks for A
+        row("A", "ddpg_plus_recommended", (0.8, 0.6, 1.0)),
+        row("A", "ddpg_plus_nstep", (0.0, 0.0, 0.1)),  # not a verdict configuration
+        row("B", "ddpg_plus_recommended", (0.5, 0.2, 0.8)),
+        row("C", "ddpg_plus", (0.2, 0.0, 0.4)),  # no recommended run on C: the drop-in
+        row("C", "sb3_td3", None),
+    ]
+    text = "\n".join(report.td3_verdict_section(rows))
+    assert "| A | 1,000 | ddpg_plus_recommended (5 seeds) | 0.80 [0.60, 1.00] | **beats** |" in text
+    assert "| B | 1,000 | ddpg_plus_recommended (5 seeds) | 0.50 [0.20, 0.80] | indistinguishable |" in text
+    assert "| C | 1,000 | ddpg_plus (5 seeds) | 0.20 [0.00, 0.40] | **loses** |" in text
+    assert "| A | 1,000 | ddpg_plus (5 seeds)" not in text and "ddpg_plus_nstep" not in text
+    assert "ddpg_plus_recommended: beats SB3 TD3 on 1 of 2 environment(s), indistinguishable on 1, loses on 0." in text
+    assert "ddpg_plus: beats SB3 TD3 on 0 of 1 environment(s), indistinguishable on 0, loses on 1." in text
+    assert report.td3_verdict_section([row("A", "ddpg_plus", None)]) == []
 
 
 def test_performance_profile_against_a_count():
