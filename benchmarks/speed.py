@@ -19,6 +19,7 @@ import copy
 import importlib.util
 import itertools
 import json
+import math
 import os
 import shutil
 import statistics
@@ -984,6 +985,65 @@ def target_lines(report: dict[str, Any]) -> list[str]:
     return ["## Targets", "", "| issue | target | env | measured | |", "|---|---|---|---:|---|", *lines, ""]
 
 
+def shortfall_lines(report: dict[str, Any]) -> list[str]:
+    """
+    :param report: What :func:`main` collected.
+    :return: Markdown lines: for each throughput target of issues 4 and 14 that is not met, where the time of a step
+        or of an update goes (microseconds, from the tables below), which shows why; empty when all are met.
+    """
+    has_sbx = report.get("sbx", {}).get("measured", False)
+    lines = []
+    for case in report["cases"]:
+        arch = tuple(case["arch"])
+        where = f"{case['env']} {arch_name(arch)}"
+        learn, train, single = case["learn_steps_per_s"], case["train_updates_per_s"], case["train_1step_updates_per_s"]
+        env_us = 1e6 / case["env_steps_per_s"]
+        ours_step, ours_call = 1e6 / learn["ours"], 1e6 / single["ours"]
+        ours_rest = ours_step - env_us - ours_call
+        if arch == (64, 64) and case.get("learn_ratio_ours_sb3", math.inf) < 2.5:
+            allowed = 1e6 / learn["sb3"] / 2.5
+            fixed = env_us + ours_call
+            if fixed >= allowed:
+                why = (
+                    f"`env.step` ({env_us:.0f} us) and one `train(1)` call ({ours_call:.0f} us) alone take {fixed:.0f} us, "
+                    f"more than the {allowed:.0f} us per step that 2.5x SB3 allows: no collection loop reaches it "
+                    "without a faster update"
+                )
+            else:
+                why = (
+                    f"`env.step` ({env_us:.0f} us) and one `train(1)` call ({ours_call:.0f} us) leave "
+                    f"{allowed - fixed:.0f} us of the {allowed:.0f} us per step that 2.5x SB3 allows for acting, storing, "
+                    "callbacks and the logger; "
+                    f"they take {ours_rest:.0f} us"
+                )
+            lines.append(f"- {where}, `learn()` 2.5x SB3: {why}.")
+        if has_sbx and "sbx" in learn and case.get("learn_ratio_ours_sbx", math.inf) < 1.0:
+            sbx_step, sbx_call = 1e6 / learn["sbx"], 1e6 / single["sbx"]
+            sbx_rest = sbx_step - env_us - sbx_call
+            lines.append(
+                f"- {where}, `learn()` vs SBX: a step costs DDPGPlus {ours_step:.0f} us and SBX {sbx_step:.0f} us "
+                f"({ours_step - sbx_step:+.0f}): one `train(1)` call {ours_call:.0f} vs {sbx_call:.0f} us "
+                f"({ours_call - sbx_call:+.0f}), the rest of the step (acting, storing, callbacks, logger) {ours_rest:.0f} "
+                f"vs {sbx_rest:.0f} us ({ours_rest - sbx_rest:+.0f})."
+            )
+        if has_sbx and "sbx" in train and case.get("train_ratio_ours_sbx", math.inf) < 1.0:
+            bound = 1e6 / case["gemm_bound_updates_per_s"]
+            ours_update, sbx_update = 1e6 / train["ours"], 1e6 / train["sbx"]
+            compiled = (
+                f" ({1e6 / train['ours_compiled']:.0f} us with `compile_update=True`)" if "ours_compiled" in train else ""
+            )
+            lines.append(
+                f"- {where}, `train()` as one call of K vs SBX: an update costs DDPGPlus {ours_update:.0f} us"
+                f"{compiled} and SBX {sbx_update:.0f} us; its matrix products alone need {bound:.0f} us at the best GEMM "
+                f"rate measured here, so {ours_update - bound:.0f} us per update go to the other operations (element-wise "
+                f"work, Adam, the dispatch of each eager operation) against {sbx_update - bound:.0f} us in SBX's one "
+                "compiled program."
+            )
+    if not lines:
+        return []
+    return ["## What is not reached, and why", "", *lines, ""]
+
+
 def format_ratio(case: dict[str, Any], key: str) -> str:
     """
     :param case: One measured case.
@@ -1060,6 +1120,7 @@ def render_markdown(report: dict[str, Any]) -> str:
         *sbx_lines(report),
         "",
         *target_lines(report),
+        *shortfall_lines(report),
         "## Full `learn()` loop (env steps/s, after `learning_starts=256`, one gradient step per env step)",
         "",
         f"| env | net_arch | params | steps timed | {lib_cols} | {ratio_cols} |",

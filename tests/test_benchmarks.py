@@ -354,6 +354,49 @@ def test_ddpg_update_flops_match_the_floors_matrix_products():
     assert speed.gemm_probe_shape(3, 1, (16,)) == (256, 4, 16)
 
 
+def test_shortfall_lines_explain_each_unmet_target():
+    def case(env, arch, learn, train, single, env_steps):
+        return {
+            "env": env,
+            "arch": list(arch),
+            "learn_steps_per_s": learn,
+            "train_updates_per_s": train,
+            "train_1step_updates_per_s": single,
+            "env_steps_per_s": env_steps,
+            "gemm_bound_updates_per_s": 4000.0,
+            "learn_ratio_ours_sb3": learn["ours"] / learn["sb3"],
+            "learn_ratio_ours_sbx": learn["ours"] / learn["sbx"],
+            "train_ratio_ours_sbx": train["ours"] / train["sbx"],
+        }
+
+    # Step: env 100 us + train(1) 1000 us + 100 us rest = 1200 us; SB3 2000 us allows 800 us for 2.5x: out of reach
+    slow = case(
+        "A",
+        (64, 64),
+        {"sb3": 500.0, "ours": 1e6 / 1200, "sbx": 1000.0},
+        {"ours": 1000.0, "sbx": 2000.0},
+        {"ours": 1000.0, "sbx": 1250.0},
+        10_000.0,
+    )
+    met = case(
+        "B",
+        (400, 300),
+        {"sb3": 50.0, "ours": 200.0, "sbx": 100.0},
+        {"ours": 200.0, "sbx": 100.0},
+        {"ours": 200.0, "sbx": 100.0},
+        10_000.0,
+    )
+    text = "\n".join(speed.shortfall_lines({"sbx": {"measured": True}, "cases": [slow, met]}))
+    assert "## What is not reached, and why" in text
+    assert "alone take 1100 us, more than the 800 us per step that 2.5x SB3 allows" in text
+    # SBX: 1000 us per step, its train(1) call 800 us, so its rest is 100 us: the gap is all in the call
+    assert "a step costs DDPGPlus 1200 us and SBX 1000 us (+200): one `train(1)` call 1000 vs 800 us (+200)" in text
+    assert "the rest of the step (acting, storing, callbacks, logger) 100 vs 100 us (+0)" in text
+    assert "an update costs DDPGPlus 1000 us and SBX 500 us; its matrix products alone need 250 us" in text
+    assert "B [400, 300]" not in text  # every target met there
+    assert speed.shortfall_lines({"sbx": {"measured": True}, "cases": [met]}) == []
+
+
 def test_gemm_rates_and_parameter_count():
     from stable_baselines3 import DDPG
 
