@@ -1,6 +1,7 @@
 """`python -m tuning` end to end on tiny budgets: workers sharing the default storage, export, report."""
 
 import csv
+import logging
 import os
 import subprocess
 import sys
@@ -150,7 +151,12 @@ def test_report_on_missing_study_is_a_clear_error(tmp_path, monkeypatch, capsys)
 
 
 def test_help_explains_every_subcommand(tmp_path, monkeypatch, capsys):
-    for command, option in (("run", "--seeds-per-trial"), ("report", "--reeval-seeds"), ("export", "--out")):
+    for command, option in (
+        ("run", "--seeds-per-trial"),
+        ("report", "--reeval-seeds"),
+        ("export", "--out"),
+        ("requeue", "--older-than"),
+    ):
         with pytest.raises(SystemExit) as exit_info:
             _tuning_in_process(command, "--help", monkeypatch=monkeypatch, cwd=tmp_path)
         assert exit_info.value.code == 0
@@ -190,3 +196,28 @@ def test_enqueued_configuration_runs_first(tmp_path, monkeypatch, capsys):
     params.write_text("noise_type: none\nnet_arch: huge\n")
     assert _tuning_in_process(*args, monkeypatch=monkeypatch, cwd=tmp_path) == 2
     assert "does not fit the search space" in capsys.readouterr().err
+
+
+def test_requeue_marks_interrupted_trials_failed_and_queues_them_again(tmp_path, monkeypatch, capsys, caplog):
+    caplog.set_level(logging.INFO, logger="tuning")
+    assert _tuning_in_process("run", "--study", "killed", "--n-trials", "1", *TINY, monkeypatch=monkeypatch, cwd=tmp_path) == 0
+    study = _load(tmp_path / "runs" / "killed", "killed")
+    # Two workers killed mid-trial: one after drawing its parameters, one before
+    drawn = study.ask({"net_arch": study.trials[0].distributions["net_arch"]})
+    undrawn = study.ask()
+    args = ("requeue", "--study", "killed")
+    # Trials younger than --older-than are left alone (they may still be running)
+    assert _tuning_in_process(*args, "--older-than", "3600", monkeypatch=monkeypatch, cwd=tmp_path) == 0
+    assert [t.state for t in _load(tmp_path / "runs" / "killed", "killed").trials[1:]] == [TrialState.RUNNING] * 2
+    assert _tuning_in_process(*args, monkeypatch=monkeypatch, cwd=tmp_path) == 0
+    trials = _load(tmp_path / "runs" / "killed", "killed").trials
+    assert trials[0].state == TrialState.COMPLETE  # untouched
+    assert [trials[drawn.number].state, trials[undrawn.number].state] == [TrialState.FAIL, TrialState.FAIL]
+    waiting = [t for t in trials if t.state == TrialState.WAITING]
+    assert len(waiting) == 1 and waiting[0].user_attrs == {"requeued_from": drawn.number}
+    assert waiting[0].system_attrs["fixed_params"] == {"net_arch": drawn.params["net_arch"]}
+    assert f"trial {drawn.number}: RUNNING -> FAIL; its parameters queued again" in caplog.messages
+    assert f"trial {undrawn.number}: RUNNING -> FAIL" in caplog.messages
+    capsys.readouterr()
+    assert _tuning_in_process("requeue", "--study", "nothing", monkeypatch=monkeypatch, cwd=tmp_path) == 2
+    assert "error: no study storage at" in capsys.readouterr().err

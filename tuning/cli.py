@@ -1,5 +1,5 @@
 """
-Command line of ``python -m tuning``: ``run`` (one worker), ``report`` and ``export``.
+Command line of ``python -m tuning``: ``run`` (one worker), ``report``, ``export`` and ``requeue``.
 
 Errors a user can fix (bad storage URL, unreachable server, settings that do not match the study, unknown env)
 are printed as one ``error:`` line with exit status 2, not as a traceback.
@@ -263,6 +263,21 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--out", type=Path, default=None, metavar="FILE", help="output file (default: runs/NAME/best.yml)")
     export.add_argument("--trial", type=int, default=None, metavar="N", help="export this completed trial instead of the best")
     export.add_argument("--note", action="append", default=[], metavar="TEXT", help="extra header comment line (repeatable)")
+    requeue = commands.add_parser(
+        "requeue",
+        help="mark interrupted (RUNNING) trials FAIL and queue their parameters again",
+        description="A worker killed on a storage without heartbeats (the journal file) leaves its trial RUNNING for "
+        "good. Run this when no worker of the study is running: each RUNNING trial is marked FAIL and its parameters "
+        "are queued, so the next worker measures them first.",
+    )
+    _add_common(requeue)
+    requeue.add_argument(
+        "--older-than",
+        type=float,
+        default=0.0,
+        metavar="SEC",
+        help="only trials started at least SEC seconds ago (default: 0, every RUNNING trial)",
+    )
     return parser
 
 
@@ -374,6 +389,21 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_requeue(args: argparse.Namespace) -> int:
+    from tuning.study import load_existing, requeue_interrupted
+
+    url = resolve_storage_url(args.storage, args.study, args.runs_dir)
+    if "://" not in url and not Path(url).exists():
+        raise StorageError(f"no study storage at {url} (pass --storage or --runs-dir)")
+    storage = make_storage(url)
+    study, _ = load_existing(args.study, storage)
+    done = requeue_interrupted(study, storage, older_than_s=args.older_than)
+    for number, queued in done:
+        logger.info("trial %d: RUNNING -> FAIL%s", number, "; its parameters queued again" if queued else "")
+    logger.info("%d interrupted trial(s) handled", len(done))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """
     :param argv: arguments (default: ``sys.argv[1:]``)
@@ -392,6 +422,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_run(args, argv)
         if args.command == "report":
             return _cmd_report(args)
+        if args.command == "requeue":
+            return _cmd_requeue(args)
         return _cmd_export(args)
     except (*user_errors, LookupError) as error:
         # Problems the user can fix from the message alone: one line, no traceback. (LookupError: no such trial.)

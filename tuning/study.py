@@ -240,6 +240,40 @@ def run_worker(
     )
 
 
+#: User attribute of a re-queued trial: the number of the trial it repeats
+REQUEUED_FROM_ATTR = "requeued_from"
+
+
+def requeue_interrupted(study: optuna.Study, storage: BaseStorage, older_than_s: float = 0.0) -> list[tuple[int, bool]]:
+    """
+    Mark the study's RUNNING trials FAIL and queue their parameters again, so that the next worker measures them.
+
+    For storages without heartbeats (the journal file): a worker that was killed leaves its trial RUNNING for good.
+    Call this only when no worker of the study is running (or with ``older_than_s`` longer than any trial takes): a
+    trial that is still being measured would be measured twice.
+
+    :param study: the study
+    :param storage: the storage it was loaded from
+    :param older_than_s: only trials started at least this many seconds ago
+    :return: ``(number, queued)`` of each trial marked FAIL; ``queued`` is False for a trial killed before its
+        parameters were drawn (nothing to repeat). A queued trial's repeat carries ``requeued_from``.
+    """
+    import datetime
+
+    now = datetime.datetime.now()  # (Optuna records trial start times as naive local times)
+    requeued = []
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        started = trial.datetime_start
+        if started is not None and (now - started).total_seconds() < older_than_s:
+            continue
+        params = dict(trial.params) or dict(trial.system_attrs.get("fixed_params") or {})
+        storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+        if params:
+            study.enqueue_trial(params, user_attrs={REQUEUED_FROM_ATTR: trial.number})
+        requeued.append((trial.number, bool(params)))
+    return requeued
+
+
 def state_counts(study: optuna.Study) -> dict[str, int]:
     """
     :param study: a study
