@@ -9,7 +9,7 @@ chosen in :meth:`DDPGPlus._fast_path`. Saving and loading live in :mod:`sb3_ddpg
 """
 
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, TypeVar
 
 import numpy as np
@@ -322,6 +322,7 @@ class DDPGPlus(SaveLoadMixin, OffPolicyAlgorithm):
         # One schedule per network (SB3 has one for all optimizers)
         actor_optimizer, critic_optimizer = self.actor.optimizer, self.critic.optimizer
         for optimizer in optimizers if isinstance(optimizers, list) else [optimizers]:
+            schedule: Callable[[float], float]
             if optimizer is actor_optimizer:
                 schedule = self.actor_lr_schedule
             elif optimizer is critic_optimizer:
