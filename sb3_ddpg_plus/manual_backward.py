@@ -58,9 +58,9 @@ _CRITIC_Q1_FORWARDS = (Critic.q1_forward, ContinuousCritic.q1_forward)
 
 
 _F = TypeVar("_F", bound=Callable[..., Any])
-# torch's private switch of grad mode (what th.no_grad() calls inside), looked up at the first call; the public
-# th.set_grad_enabled where a torch does not have it
-_set_grad_enabled: list[Callable[[bool], Any]] = []
+# torch's private switch of grad mode (what th.no_grad() calls inside); the public th.set_grad_enabled where a torch
+# does not have it
+_set_grad_enabled: Callable[[bool], Any] = getattr(th._C, "_set_grad_enabled", None) or th.set_grad_enabled
 
 
 def without_grad(function: _F) -> _F:
@@ -77,14 +77,11 @@ def without_grad(function: _F) -> _F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         if not th.is_grad_enabled():
             return function(*args, **kwargs)
-        if not _set_grad_enabled:
-            _set_grad_enabled.append(getattr(th._C, "_set_grad_enabled", None) or th.set_grad_enabled)
-        set_grad_enabled = _set_grad_enabled[0]
-        set_grad_enabled(False)
+        _set_grad_enabled(False)
         try:
             return function(*args, **kwargs)
         finally:
-            set_grad_enabled(True)
+            _set_grad_enabled(True)
 
     return wrapper  # type: ignore[return-value]
 

@@ -180,5 +180,25 @@ def test_margin_median_pruner_ignores_small_shortfalls():
     assert pruned(0.1, 0.85)
     assert not pruned(0.0, 0.5, step=2000)  # no completed trial reported at that step
     assert not pruned(0.0, 0.5, n_startup_trials=6)  # too few completed trials
+    assert pruned(0.1, float("nan"))  # diverged
     with pytest.raises(ValueError, match="margin"):
         MarginMedianPruner(margin=-0.1)
+
+    # Minimising: the same rule, above the median
+    losses = optuna.create_study(direction="minimize")
+    for value in (0.98, 1.0, 1.02):
+        losses.add_trial(
+            optuna.trial.create_trial(
+                params={"x": 0.0},
+                distributions={"x": FloatDistribution(0, 1)},
+                value=value,
+                intermediate_values={4000: value},
+            )
+        )
+    pruner = MarginMedianPruner(margin=0.1, n_startup_trials=3)
+    running = optuna.trial.create_trial(state=TrialState.RUNNING, intermediate_values={4000: 1.05})
+    assert not pruner.prune(losses, running)
+    running = optuna.trial.create_trial(state=TrialState.RUNNING, intermediate_values={4000: 1.2})
+    assert pruner.prune(losses, running)
+    running = optuna.trial.create_trial(state=TrialState.RUNNING, intermediate_values={4000: 0.5})
+    assert not pruner.prune(losses, running)
