@@ -10,10 +10,12 @@ from pathlib import Path
 import gymnasium as gym
 import optuna
 import pytest
+import yaml
 from optuna.trial import TrialState
 
 from sb3_ddpg_plus import DDPGPlus
 from sb3_ddpg_plus.hyperparams import load_hyperparams, make_model
+from sb3_ddpg_plus.recommended import recommended_hyperparams
 from tuning.cli import main
 from tuning.storage import JOURNAL_FILE_NAME, make_storage
 
@@ -116,6 +118,18 @@ def test_run_export_report_round_trip(tmp_path, monkeypatch):
     model = make_model(hyperparams, gym.make("Pendulum-v1"))
     assert isinstance(model, DDPGPlus)
     assert model.gamma == pytest.approx(hyperparams["gamma"])
+
+    # --default: one block that rl-zoo3 applies to any environment (the recommended configuration's format)
+    default_out = tmp_path / "recommended.yml"
+    assert (
+        _tuning_in_process(
+            "export", "--study", "demo", "--out", str(default_out), "--default", monkeypatch=monkeypatch, cwd=tmp_path
+        )
+        == 0
+    )
+    assert list(yaml.safe_load(default_out.read_text())) == ["default"]
+    assert load_hyperparams(default_out, "default") == hyperparams
+    assert recommended_hyperparams(default_out) == study.best_trial.user_attrs["hyperparams"]
 
     assert (
         _tuning_in_process(

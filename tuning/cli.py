@@ -263,6 +263,12 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--out", type=Path, default=None, metavar="FILE", help="output file (default: runs/NAME/best.yml)")
     export.add_argument("--trial", type=int, default=None, metavar="N", help="export this completed trial instead of the best")
     export.add_argument("--note", action="append", default=[], metavar="TEXT", help="extra header comment line (repeatable)")
+    export.add_argument(
+        "--default",
+        action="store_true",
+        help="write one `default` block (any env; the study's --budget as n_timesteps) instead of one per env: "
+        "the format of sb3_ddpg_plus/hyperparams/recommended.yml",
+    )
     requeue = commands.add_parser(
         "requeue",
         help="mark interrupted (RUNNING) trials FAIL and queue their parameters again",
@@ -384,7 +390,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
     study, config = _open_existing(args)
     out = args.out or study_dir(args.study, args.runs_dir) / "best.yml"
-    trial = export_best(study, config, out, trial_number=args.trial, notes=args.note)
+    trial = export_best(study, config, out, trial_number=args.trial, notes=args.note, default_only=args.default)
     logger.info("trial %d (value %.4f) -> %s", trial.number, trial.value, out)
     return 0
 

@@ -66,7 +66,13 @@ def trial_hyperparams(trial: FrozenTrial, config: StudyConfig) -> dict[str, Any]
     return hyperparams
 
 
-def hyperparams_yaml(study: optuna.Study, config: StudyConfig, trial: FrozenTrial, notes: Sequence[str] = ()) -> str:
+def hyperparams_yaml(
+    study: optuna.Study,
+    config: StudyConfig,
+    trial: FrozenTrial,
+    notes: Sequence[str] = (),
+    default_only: bool = False,
+) -> str:
     """
     YAML text of a trial's configuration, one block per environment of the study, with a header comment saying
     where it comes from.
@@ -75,6 +81,8 @@ def hyperparams_yaml(study: optuna.Study, config: StudyConfig, trial: FrozenTria
     :param config: its settings
     :param trial: the trial to export
     :param notes: extra comment lines for the header
+    :param default_only: Write one ``default`` block instead (with the study's ``--budget`` as ``n_timesteps``):
+        rl-zoo3's fallback for any environment, the format of the package's recommended configuration
     :return: the YAML text
     """
     counts: dict[str, int] = {}
@@ -95,13 +103,23 @@ def hyperparams_yaml(study: optuna.Study, config: StudyConfig, trial: FrozenTria
     ]
     hyperparams = trial_hyperparams(trial, config)
     # Deep copies: shared dicts would be written as YAML anchors and aliases, which readers of the file trip over.
-    per_env = {env_id: {**copy.deepcopy(hyperparams), "n_timesteps": config.budget_for(env_id)} for env_id in config.env_ids}
-    body = yaml.safe_dump(per_env, sort_keys=False, default_flow_style=None)
+    if default_only:
+        sections = {"default": hyperparams}
+    else:
+        sections = {
+            env_id: {**copy.deepcopy(hyperparams), "n_timesteps": config.budget_for(env_id)} for env_id in config.env_ids
+        }
+    body = yaml.safe_dump(sections, sort_keys=False, default_flow_style=None)
     return "".join(f"# {line}\n" for line in header) + body
 
 
 def export_best(
-    study: optuna.Study, config: StudyConfig, path: str | Path, trial_number: int | None = None, notes: Sequence[str] = ()
+    study: optuna.Study,
+    config: StudyConfig,
+    path: str | Path,
+    trial_number: int | None = None,
+    notes: Sequence[str] = (),
+    default_only: bool = False,
 ) -> FrozenTrial:
     """
     Write the best (or a chosen) trial's configuration as YAML.
@@ -111,10 +129,11 @@ def export_best(
     :param path: output file
     :param trial_number: a trial number, or ``None`` for the best completed trial
     :param notes: extra header comment lines
+    :param default_only: one ``default`` block instead of one block per environment (:func:`hyperparams_yaml`)
     :return: the exported trial
     """
     trial = select_trial(study, trial_number)
-    write_file(path, hyperparams_yaml(study, config, trial, notes))
+    write_file(path, hyperparams_yaml(study, config, trial, notes, default_only=default_only))
     return trial
 
 
