@@ -785,7 +785,8 @@ def render_readme(
     :param out: Output folder (for the speed report and GIFs it links).
     :param report_command: The command that made this report.
     :param time_plots: Return-against-time plot file name per (env, budget), where the runs record training seconds.
-    :param profile_lines: The performance-profile section (:func:`performance_profile_section`).
+    :param profile_lines: Sections placed after the TD3 verdicts: the mean normalised score
+        (:mod:`benchmarks.aggregate`) and the performance profile (:func:`performance_profile_section`).
     :return: ``README.md`` text.
     """
     from benchmarks.algos import ALGOS
@@ -1007,6 +1008,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--out", type=Path, default=RESULTS_DIR, help="where to write the report (default benchmarks/results)")
     parser.add_argument("--n-boot", type=int, default=N_RESAMPLES, help=f"bootstrap resamples (default {N_RESAMPLES})")
+    parser.add_argument(
+        "--held-out",
+        nargs="+",
+        default=[],
+        metavar="ENV",
+        help="envs the tuning never saw: shown per task in the mean-normalised-score section, kept out of its aggregate",
+    )
 
 
 def main(args: argparse.Namespace) -> list[dict[str, Any]]:
@@ -1035,7 +1043,12 @@ def main(args: argparse.Namespace) -> list[dict[str, Any]]:
         plots[(env, budget)] = f"curves_{suffix}"
         if plot_curves(env, budget, by_algo, out / f"time_{suffix}", colors, n_boot=args.n_boot, against_time=True):
             time_plots[(env, budget)] = f"time_{suffix}"
-    profile_lines = performance_profile_section(groups, out, colors, n_boot=args.n_boot)
+    from benchmarks.aggregate import section_from_groups
+
+    profile_lines = [
+        *section_from_groups(groups, args.held_out, n_resamples=args.n_boot),
+        *performance_profile_section(groups, out, colors, n_boot=args.n_boot),
+    ]
     readme = render_readme(runs, groups, rows, plots, out, command_line(), time_plots, profile_lines)
     write_file(out / "README.md", readme)
     print(f"[report] {len(runs)} runs, {len(rows)} rows -> {out / 'summary.csv'}, {out / 'README.md'}")

@@ -499,3 +499,42 @@ def test_gif_records_and_encodes():
     frames, total, steps = gif.record_episode(ZeroPolicy(), "Pendulum-v1", seed=0, max_steps=4, width=32)
     assert steps == 4 and len(frames) == 5 and frames[0].shape == (32, 32, 3) and total < 0
     assert gif.encode_gif(frames, fps=30).startswith(b"GIF8")
+
+
+def test_mean_normalised_score_section_against_a_hand_computation():
+    from benchmarks.aggregate import bootstrap_mean_of_task_means, mean_of_task_means, mean_score_section
+
+    scores = {
+        "ddpg_plus_recommended": {
+            ("A", 10): np.array([0.8, 0.9, 1.0]),
+            ("B", 10): np.array([0.1, 0.2, 0.3]),
+            ("H", 10): np.array([0.5, 0.5]),
+            ("X", 10): np.array([0.4]),
+        },
+        "sb3_td3": {("A", 10): np.array([0.2, 0.3]), ("B", 10): np.array([0.6, 0.8]), ("H", 10): np.array([0.9])},
+        "sb3_ddpg": {("A", 10): np.array([0.0, 0.1]), ("B", 10): np.array([0.0, 0.2]), ("H", 10): np.array([0.1])},
+    }
+    assert mean_of_task_means([scores["ddpg_plus_recommended"][t] for t in (("A", 10), ("B", 10))]) == pytest.approx(0.55)
+    # A task with a single distinct value never moves under resampling: the aggregate's interval is a point.
+    samples = bootstrap_mean_of_task_means([np.array([0.3, 0.3]), np.array([0.7])], 100, np.random.default_rng(0))
+    assert np.allclose(samples, 0.5)
+
+    text = "\n".join(mean_score_section(scores, held_out=["H"], n_resamples=2000))
+    # A and B are aggregated (H held out, X has no baseline run): 0.55 vs TD3 (0.25 + 0.7) / 2 = 0.475, DDPG 0.075
+    assert "Over the 2 task(s) (A 10, B 10):" in text
+    assert "| ddpg_plus_recommended | 6 | 0.55 [" in text and "| sb3_td3 | 4 | 0.47 [" in text
+    assert "| sb3_ddpg | 4 | 0.08 [" in text
+    assert "ddpg_plus_recommended minus SB3 TD3: +0.08 [" in text and "at least SB3 TD3's; the interval holds 0" in text
+    assert (
+        "ddpg_plus_recommended minus SB3 DDPG: +0.48 [" in text and "at least SB3 DDPG's, and the interval excludes 0" in text
+    )
+    assert "Not in the aggregate, a baseline has no run there: X 10." in text
+    assert "| B | 10 |" in text and text.split("| B | 10 |")[1].splitlines()[0].endswith("| SB3 TD3 |")
+    assert text.split("| A | 10 |")[1].splitlines()[0].endswith("| - |")
+    assert "| H (held out) | 10 |" in text and text.split("| H (held out) | 10 |")[1].splitlines()[0].endswith("| SB3 TD3 |")
+
+    # Below a baseline, said so; no section without the configuration or any baseline
+    worse = {**scores, "sb3_td3": {t: v + 1.0 for t, v in scores["sb3_td3"].items()}}
+    assert "**below SB3 TD3's**, and the interval excludes 0" in "\n".join(mean_score_section(worse, held_out=["H"]))
+    assert mean_score_section({"sb3_td3": scores["sb3_td3"]}) == []
+    assert mean_score_section({"ddpg_plus_recommended": scores["ddpg_plus_recommended"]}) == []
