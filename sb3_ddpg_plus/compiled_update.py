@@ -468,6 +468,9 @@ class CompiledUpdate:
             raise _Unsupported("check_numerics checks every step")
         if model.param_noise_exploration is not None:
             raise _Unsupported("parameter noise adapts between gradient steps")
+        networks = (manual.actor, manual.actor_target, *manual.q_networks, *manual.q_networks_target)
+        if any(network.has_norms for network in networks):
+            raise _Unsupported("layer norm is not part of the compiled update")
 
     def _config(self, model: Any, manual: ManualBackward, actor_group: Any, critic_group: Any) -> UpdateConfig:
         noise = model.target_policy_noise > 0

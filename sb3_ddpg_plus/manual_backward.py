@@ -4,12 +4,13 @@ overhead.
 
 For small networks on a CPU, autograd's bookkeeping (recording the graph, then the engine walking it) costs more
 than the arithmetic: with [64, 64] networks and batch 256 it is about half of a gradient step. A plain MLP
-(Linear layers with one elementwise activation between them) has a backward pass that fits in a few lines, so for
+(Linear layers with one elementwise activation between them, and optionally a layer norm before each activation, as
+in the layer-norm policies and so the recommended configuration) has a backward pass that fits in a few lines. For
 such policies the critic and actor gradients are computed here with the same kernels autograd would call (``mm``,
-``threshold_backward``/``tanh_backward``, ``sum``), written straight into each parameter's ``.grad``. The optimizers
-then step exactly as after ``loss.backward()``. Anything else (layer norm, dropout, custom extractors, images,
-gradient hooks, GPU) goes through autograd. ``tests/test_train_reference.py`` checks both paths against a plain
-reference update.
+``threshold_backward``/``tanh_backward``, ``native_layer_norm_backward``, ``sum``), written straight into each
+parameter's ``.grad``. The optimizers then step exactly as after ``loss.backward()``. Anything else (dropout, custom
+extractors, images, gradient hooks, GPU) goes through autograd. ``tests/test_train_reference.py`` checks both paths
+against a plain reference update.
 
 The networks are read once, when the path is built; :class:`ModuleSnapshot` notices anything done to them since
 (a layer replaced, a parameter reassigned, a forward or backward hook registered, a ``forward`` patched on an
@@ -34,7 +35,7 @@ from torch import nn
 from torch.nn import functional as F
 from torch.nn.modules import module as _torch_module
 
-from sb3_ddpg_plus.matmul import is_skinny, matmul, skinny_rows
+from sb3_ddpg_plus.matmul import is_skinny, linear, matmul, skinny_rows
 from sb3_ddpg_plus.policies import Actor, Critic, has_global_hooks
 
 # Derivative of each supported hidden activation, from its output (the kernels autograd's ReLU and Tanh backward
@@ -42,9 +43,13 @@ from sb3_ddpg_plus.policies import Actor, Critic, has_global_hooks
 try:
     _tanh_backward = th.ops.aten.tanh_backward.default
     _threshold_backward = th.ops.aten.threshold_backward.default
+    # Layer norm's forward (which also returns the mean and 1/std its backward needs) and backward: the kernels that
+    # F.layer_norm and autograd's LayerNorm backward call
+    _native_layer_norm = th.ops.aten.native_layer_norm.default
+    _native_layer_norm_backward = th.ops.aten.native_layer_norm_backward.default
     KERNELS_AVAILABLE = True
 except (AttributeError, RuntimeError):  # pragma: no cover - depends on the torch build
-    _tanh_backward = _threshold_backward = None  # type: ignore[assignment]
+    _tanh_backward = _threshold_backward = _native_layer_norm = _native_layer_norm_backward = None  # type: ignore[assignment]
     KERNELS_AVAILABLE = False
 _ACTIVATION_BACKWARD = {
     nn.ReLU: lambda grad, out: _threshold_backward(grad, out, 0),
@@ -86,21 +91,37 @@ def without_grad(function: _F) -> _F:
     return wrapper  # type: ignore[return-value]
 
 
+class LayerOutputs(list):  # type: ignore[type-arg]
+    """
+    What :meth:`PlainMLP.forward` returns: the input and every layer's output (a list), plus, per hidden layer with
+    layer norm, what its backward pass needs (``norms[idx]``: the norm's input, mean and 1/std; ``None`` without one).
+    """
+
+    norms: list[tuple[th.Tensor, th.Tensor, th.Tensor] | None]
+
+
 @dataclass
 class PlainMLP:
     """
-    An MLP ``Linear -> act -> ... -> Linear [-> Tanh]``, as ``create_mlp`` builds it without extra modules.
+    An MLP ``Linear [-> LayerNorm] -> act -> ... -> Linear [-> Tanh]``, as ``create_mlp`` builds it, without extra
+    modules or with a LayerNorm after hidden Linear layers (``post_linear_modules=[nn.LayerNorm]``, the layer-norm
+    policies).
 
     :param linears: The Linear layers, input first
     :param activation: The hidden activation's class (``nn.ReLU`` or ``nn.Tanh``)
     :param squash: Whether the output goes through tanh (the actor)
+    :param norms: Per hidden layer, its LayerNorm (with weight and bias) or ``None``; default: none
     """
 
     linears: list[nn.Linear]
     activation: type[nn.Module]
     squash: bool
+    norms: list[nn.LayerNorm | None] | None = None
 
     def __post_init__(self) -> None:
+        if self.norms is None:
+            self.norms = [None] * (len(self.linears) - 1)
+        self.has_norms = any(norm is not None for norm in self.norms)
         # The Parameter objects themselves (updated in place by the optimizers, load_state_dict and .to()), read
         # without nn.Module's attribute lookup in the hot loop
         self.weights = [layer.weight for layer in self.linears]
@@ -126,26 +147,49 @@ class PlainMLP:
             if not layers or type(layers[-1]) is not nn.Tanh:
                 return None
             layers = layers[:-1]
-        linears = layers[0::2]
-        activations = layers[1::2]
-        if len(linears) != len(activations) + 1:
-            return None
+        # Hidden blocks Linear [-> LayerNorm] -> activation, then the output Linear
+        linears: list[nn.Module] = []
+        norms: list[nn.LayerNorm | None] = []
+        activations: list[nn.Module] = []
+        position = 0
+        while True:
+            if position == len(layers):
+                return None
+            linears.append(layers[position])
+            position += 1
+            if position == len(layers):
+                break
+            norm = layers[position]
+            if type(norm) is nn.LayerNorm:
+                if not _plain_layer_norm(norm, linears[-1]):
+                    return None
+                norms.append(norm)
+                position += 1
+            else:
+                norms.append(None)
+            if position == len(layers):
+                return None
+            activations.append(layers[position])
+            position += 1
         if not all(type(layer) is nn.Linear and layer.bias is not None for layer in linears):
             return None
         kinds = {type(layer) for layer in activations}
         if len(kinds) > 1 or not kinds <= set(_ACTIVATION_BACKWARD):
             return None
         activation = kinds.pop() if kinds else nn.ReLU
-        return cls(linears, activation, squash)  # type: ignore[arg-type]
+        return cls(linears, activation, squash, norms)  # type: ignore[arg-type]
 
     def parameters(self) -> list[th.Tensor]:
-        return [param for pair in zip(self.weights, self.biases, strict=True) for param in pair]
+        params = [param for pair in zip(self.weights, self.biases, strict=True) for param in pair]
+        return params + [param for norm in self.norms or () if norm is not None for param in (norm.weight, norm.bias)]
 
     def forward(self, inputs: th.Tensor) -> list[th.Tensor]:
         """
         :param inputs: A batch of inputs
         :return: The input and every layer's output (after its activation), the network's output last
         """
+        if self.has_norms:
+            return self._forward_with_norms(inputs)
         activation = self._activation_forward
         outputs = [inputs]
         last = len(self.weights) - 1
@@ -161,6 +205,31 @@ class PlainMLP:
             outputs.append(x)
         return outputs
 
+    def _forward_with_norms(self, inputs: th.Tensor) -> "LayerOutputs":
+        """:meth:`forward` for networks with layer norm, which also keeps what the norms' backward needs."""
+        activation = self._activation_forward
+        outputs = LayerOutputs([inputs])
+        outputs.norms = []
+        norms = self.norms
+        assert norms is not None
+        last = len(self.weights) - 1
+        x = inputs
+        for idx, (weight, bias) in enumerate(zip(self.weights, self.biases, strict=True)):
+            x = linear(x, weight, bias)
+            if idx < last:
+                norm = norms[idx]
+                if norm is None:
+                    outputs.norms.append(None)
+                else:
+                    pre_norm = x
+                    x, mean, rstd = _native_layer_norm(pre_norm, norm.normalized_shape, norm.weight, norm.bias, norm.eps)
+                    outputs.norms.append((pre_norm, mean, rstd))
+                x = activation(x)  # (in place: on the norm's output, never on pre_norm)
+            elif self.squash:
+                x = x.tanh_()
+            outputs.append(x)
+        return outputs
+
     def output(self, inputs: th.Tensor) -> th.Tensor:
         """
         :param inputs: A batch of inputs
@@ -169,11 +238,14 @@ class PlainMLP:
         activation = self._activation_forward
         last = len(self.weights) - 1
         rows = inputs.shape[0] if inputs.dim() == 2 else -1
+        norms = self.norms if self.has_norms else None
         x = inputs
         for idx, (weight, bias, skinny_from) in enumerate(zip(self.weights, self.biases, self._skinny_rows, strict=True)):
             # matmul.linear(x, weight, bias), inlined
             x = th.addmm(bias.unsqueeze(1), weight, x.t()).t() if rows >= skinny_from else F.linear(x, weight, bias)
             if idx < last:
+                if norms is not None and (norm := norms[idx]) is not None:
+                    x = F.layer_norm(x, norm.normalized_shape, norm.weight, norm.bias, norm.eps)
                 x = activation(x)
         return x.tanh_() if self.squash else x
 
@@ -202,9 +274,46 @@ class PlainMLP:
                 th.sum(grad, 0, out=_grad_buffer(self.biases[idx]))
             if idx > 0:
                 grad = activation_backward(matmul(grad, weight), outputs[idx])  # type: ignore[operator]
+                if self.has_norms:
+                    grad = self._norm_backward(idx - 1, outputs, grad, accumulate_parameters)
             elif input_columns is not None:
                 return matmul(grad, weight[:, input_columns])
         return None
+
+    def _norm_backward(self, idx: int, outputs: list[th.Tensor], grad: th.Tensor, accumulate_parameters: bool) -> th.Tensor:
+        """
+        Back-propagate through hidden layer ``idx``'s layer norm, if it has one, as autograd would (the same kernel).
+
+        :param idx: The hidden layer
+        :param outputs: What :meth:`forward` returned (a :class:`LayerOutputs`)
+        :param grad: Gradient with respect to the norm's output
+        :param accumulate_parameters: Write the norm's weight and bias gradients into their ``.grad`` (overwriting it)
+        :return: Gradient with respect to the norm's input (``grad`` itself without a norm)
+        """
+        assert self.norms is not None and isinstance(outputs, LayerOutputs)
+        norm = self.norms[idx]
+        saved = outputs.norms[idx]
+        if norm is None or saved is None:
+            return grad
+        pre_norm, mean, rstd = saved
+        mask = [True, accumulate_parameters, accumulate_parameters]
+        grad_input, grad_weight, grad_bias = _native_layer_norm_backward(
+            grad, pre_norm, norm.normalized_shape, mean, rstd, norm.weight, norm.bias, mask
+        )
+        if accumulate_parameters:
+            _grad_buffer(norm.weight).copy_(grad_weight)
+            _grad_buffer(norm.bias).copy_(grad_bias)
+        return grad_input
+
+
+def _plain_layer_norm(norm: nn.LayerNorm, previous: nn.Module) -> bool:
+    """:return: Whether ``norm`` normalises the whole output of the Linear layer ``previous``, with weight and bias"""
+    return (
+        norm.weight is not None
+        and norm.bias is not None
+        and isinstance(previous, nn.Linear)
+        and tuple(norm.normalized_shape) == (previous.out_features,)
+    )
 
 
 def _grad_buffer(param: th.Tensor) -> th.Tensor:

@@ -178,7 +178,7 @@ def test_falls_back_when_compiled_call_raises(monkeypatch):
 @pytest.mark.parametrize(
     "options, reason",
     [
-        (dict(policy_kwargs=dict(net_arch=[16, 16], critic_layer_norm=True)), "hand-written gradients do not apply"),
+        (dict(policy_kwargs=dict(net_arch=[16, 16], critic_layer_norm=True)), "layer norm is not part of the compiled update"),
         (dict(manual_backward=False), "hand-written gradients do not apply"),
         (dict(replay_buffer_kwargs=dict(prioritized="per")), "prioritized replay"),
         (dict(check_numerics=True), "check_numerics"),

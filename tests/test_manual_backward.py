@@ -55,6 +55,11 @@ def autograd_gradients(policy, observations, actions, target):
         ((6,), 2, dict(net_arch=[32, 32], activation_fn=nn.Tanh)),
         ((6,), 2, dict(net_arch=[32, 32], n_critics=2)),
         ((6,), 2, dict(net_arch=dict(pi=[16], qf=[48, 24]))),
+        # Layer norm after the hidden Linear layers: actor only, critic only, both (two critics), with Tanh
+        ((3,), 1, dict(net_arch=[64, 64], actor_layer_norm=True)),
+        ((26,), 6, dict(net_arch=[64, 64], critic_layer_norm=True)),
+        ((6,), 2, dict(net_arch=[256, 256], actor_layer_norm=True, critic_layer_norm=True, n_critics=2)),
+        ((5,), 3, dict(net_arch=[16, 32, 8], activation_fn=nn.Tanh, actor_layer_norm=True, critic_layer_norm=True)),
     ],
 )
 def test_gradients_equal_autograd(obs_shape, action_dim, policy_kwargs):
@@ -88,6 +93,7 @@ def test_gradients_equal_autograd(obs_shape, action_dim, policy_kwargs):
     assert th.allclose(current_q1, policy.critic(observations, actions)[0], atol=TOL, rtol=0)
     critic_grads = [p.grad for q_net in policy.critic.q_networks for p in q_net.parameters()]
     actor_grads = [p.grad for p in policy.actor.mu.parameters()]
+    assert len(critic_grads + actor_grads) == len(manual._params)  # layer norms' weights and biases included
     for grad, ref in zip(critic_grads + actor_grads, ref_critic_grads + ref_actor_grads, strict=True):
         assert grad.shape == ref.shape
         assert th.allclose(grad, ref, atol=TOL, rtol=1e-5)
@@ -96,8 +102,6 @@ def test_gradients_equal_autograd(obs_shape, action_dim, policy_kwargs):
 @pytest.mark.parametrize(
     "policy_kwargs",
     [
-        dict(actor_layer_norm=True),
-        dict(critic_layer_norm=True),
         dict(activation_fn=nn.LeakyReLU),
         dict(activation_fn=nn.ELU),
     ],
@@ -114,6 +118,17 @@ def test_plain_mlp_rejects_other_layers():
     assert PlainMLP.from_sequential(nn.Sequential(nn.Linear(3, 4), nn.ReLU()), squash=False) is None
     mixed = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 4), nn.Tanh(), nn.Linear(4, 1))
     assert PlainMLP.from_sequential(mixed, squash=False) is None
+    # Layer norm: after a hidden Linear layer, over its whole output, with weight and bias; nowhere else
+    normed = PlainMLP.from_sequential(nn.Sequential(nn.Linear(3, 4), nn.LayerNorm(4), nn.ReLU(), nn.Linear(4, 1)), False)
+    assert normed is not None and normed.has_norms
+    for layers in (
+        [nn.Linear(3, 4), nn.LayerNorm(4, elementwise_affine=False), nn.ReLU(), nn.Linear(4, 1)],
+        [nn.Linear(3, 4), nn.LayerNorm(4, bias=False), nn.ReLU(), nn.Linear(4, 1)],
+        [nn.Linear(3, 4), nn.ReLU(), nn.LayerNorm(4), nn.Linear(4, 1)],  # after the activation
+        [nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 1), nn.LayerNorm(1)],  # on the output
+        [nn.Linear(3, 4), nn.LayerNorm(4), nn.LayerNorm(4), nn.ReLU(), nn.Linear(4, 1)],
+    ):
+        assert PlainMLP.from_sequential(nn.Sequential(*layers), squash=False) is None
 
 
 def test_image_and_dict_observations_use_autograd():
