@@ -67,7 +67,8 @@ def mean_score_section(
     :param baselines: ``{algo: name}`` of the baselines (default :data:`BASELINES`).
     :param n_resamples: Bootstrap resamples.
     :param seed: Seed of the resampling.
-    :return: Markdown lines; empty when ``focus`` or every baseline is missing from ``scores``.
+    :return: Markdown lines; empty when ``focus`` or every baseline is missing from ``scores``. Each baseline is
+        compared over the tasks it shares with ``focus`` (a grid still running leaves some out, and says which).
     """
     baselines = {algo: name for algo, name in (baselines or BASELINES).items() if algo in scores}
     if focus not in scores or not baselines:
@@ -75,71 +76,69 @@ def mean_score_section(
     algos = [focus, *baselines]
     rng = np.random.default_rng(seed)
     tasks = sorted(scores[focus])
-    shared = [task for task in tasks if all(task in scores[algo] for algo in algos)]
-    aggregated = [task for task in shared if task[0] not in held_out]
+    claimed = [task for task in tasks if task[0] not in held_out]
     lines = [
         f"## Mean normalised score: {focus} against {' and '.join(baselines.values())}",
         "",
         "Normalised final score of a run as in the performance profile (0 = uniform random policy, 1 = rl-zoo3's tuned "
-        "DDPG at its full budget). Per task, the mean over seeds; the aggregate is the mean over tasks, each task "
-        f"weighing the same, with a {CONFIDENCE:.0%} stratified bootstrap interval ({n_resamples:,} resamples of each "
-        "task's seeds); a difference's interval resamples both algorithms independently.",
+        "DDPG at its full budget). Per task, the mean over seeds; the aggregate is the mean over the tasks both "
+        f"algorithms ran (held-out tasks apart), each task weighing the same, with a {CONFIDENCE:.0%} stratified bootstrap "
+        f"interval ({n_resamples:,} resamples of each task's seeds); a difference's interval resamples both algorithms "
+        "independently.",
         "",
+        f"| baseline | tasks | runs ({focus} / baseline) | {focus} | baseline | difference [95% CI] | verdict |",
+        "|---|---:|---:|---:|---:|---:|---|",
     ]
-    if aggregated:
-        samples = {
-            algo: bootstrap_mean_of_task_means([scores[algo][t] for t in aggregated], n_resamples, rng) for algo in algos
-        }
-        estimates = {algo: mean_of_task_means([scores[algo][t] for t in aggregated]) for algo in algos}
-        names = ", ".join(f"{env} {budget:,}" for env, budget in aggregated)
-        lines += [
-            f"Over the {len(aggregated)} task(s) ({names}):",
-            "",
-            "| algo | runs | mean normalised score [95% CI] |",
-            "|---|---:|---:|",
-        ]
-        for algo in algos:
-            runs = sum(len(scores[algo][t]) for t in aggregated)
-            lines.append(f"| {algo} | {runs} | {_cell(estimates[algo], _interval(samples[algo]))} |")
-        lines.append("")
-        for algo, name in baselines.items():
-            difference = estimates[focus] - estimates[algo]
-            low, high = _interval(samples[focus] - samples[algo])
-            if difference >= 0:
-                verdict = (
-                    "at least " + name + "'s" + (", and the interval excludes 0" if low > 0 else "; the interval holds 0")
-                )
-            else:
-                verdict = (
-                    "**below " + name + "'s**" + (", and the interval excludes 0" if high < 0 else "; the interval holds 0")
-                )
-            lines.append(f"- {focus} minus {name}: {difference:+.2f} [{low:+.2f}, {high:+.2f}]: {verdict}.")
-        lines.append("")
-    left_out = [task for task in tasks if task not in shared]
-    if left_out:
-        lines += [
-            "Not in the aggregate, a baseline has no run there: "
-            + ", ".join(f"{env} {budget:,}" for env, budget in left_out)
-            + ".",
-            "",
-        ]
+    notes = []
+    for algo, name in baselines.items():
+        common = [task for task in claimed if task in scores[algo]]
+        if not common:
+            lines.append(f"| {name} | 0 | - | - | - | - | no task in common |")
+            continue
+        ours = [scores[focus][task] for task in common]
+        theirs = [scores[algo][task] for task in common]
+        ours_samples = bootstrap_mean_of_task_means(ours, n_resamples, rng)
+        theirs_samples = bootstrap_mean_of_task_means(theirs, n_resamples, rng)
+        ours_mean, theirs_mean = mean_of_task_means(ours), mean_of_task_means(theirs)
+        difference = ours_mean - theirs_mean
+        low, high = _interval(ours_samples - theirs_samples)
+        verdict = f"at least {name}'s" if difference >= 0 else f"**below {name}'s**"
+        verdict += ", the interval excludes 0" if low > 0 or high < 0 else "; the interval holds 0"
+        runs = f"{sum(map(len, ours))} / {sum(map(len, theirs))}"
+        lines.append(
+            f"| {name} | {len(common)} | {runs} | {_cell(ours_mean, _interval(ours_samples))} | "
+            f"{_cell(theirs_mean, _interval(theirs_samples))} | {difference:+.2f} [{low:+.2f}, {high:+.2f}] | {verdict} |"
+        )
+        missing = [task for task in claimed if task not in scores[algo]]
+        if missing:
+            notes.append(f"- {name} has no run yet on " + ", ".join(f"{env} {budget:,}" for env, budget in missing) + ".")
+    lines.append("")
+    if notes:
+        lines += [*notes, ""]
     lines += [
-        f"Per task (mean normalised score [95% CI]); the last column names each baseline whose mean is at least {focus}'s:",
+        "Per task (mean normalised score [95% CI], runs in parentheses); the last column names each baseline whose mean "
+        f"is at least {focus}'s:",
         "",
         "| task | budget | " + " | ".join(algos) + " | not better than |",
         "|---|---:|" + "---:|" * len(algos) + "---|",
     ]
-    for task in shared:
+    for task in tasks:
         cells = []
         for algo in algos:
-            values = scores[algo][task]
+            values = scores[algo].get(task)
+            if values is None:
+                cells.append("-")
+                continue
             resampled = values[rng.integers(0, len(values), size=(n_resamples, len(values)))].mean(axis=1)
             cells.append(_cell(float(values.mean()), _interval(resampled)) + f" ({len(values)})")
-        not_better = [name for algo, name in baselines.items() if scores[algo][task].mean() >= scores[focus][task].mean()]
+        focus_mean = scores[focus][task].mean()
+        not_better = [
+            name for algo, name in baselines.items() if task in scores[algo] and scores[algo][task].mean() >= focus_mean
+        ]
         env, budget = task
         label = f"{env} (held out)" if env in held_out else env
         lines.append(f"| {label} | {budget:,} | " + " | ".join(cells) + f" | {', '.join(not_better) or '-'} |")
-    return [*lines, "", "(runs per cell in parentheses)", ""]
+    return [*lines, ""]
 
 
 def section_from_groups(
