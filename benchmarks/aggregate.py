@@ -129,7 +129,7 @@ def mean_score_section(
             if values is None:
                 cells.append("-")
                 continue
-            resampled = values[rng.integers(0, len(values), size=(n_resamples, len(values)))].mean(axis=1)
+            resampled = bootstrap_mean_of_task_means([values], n_resamples, rng)
             cells.append(_cell(float(values.mean()), _interval(resampled)) + f" ({len(values)})")
         focus_mean = scores[focus][task].mean()
         not_better = [

@@ -301,8 +301,8 @@ class PlainMLP:
             grad, pre_norm, norm.normalized_shape, mean, rstd, norm.weight, norm.bias, mask
         )
         if accumulate_parameters:
-            _grad_buffer(norm.weight).copy_(grad_weight)
-            _grad_buffer(norm.bias).copy_(grad_bias)
+            _write_grad(norm.weight, grad_weight)
+            _write_grad(norm.bias, grad_bias)
         return grad_input
 
 
@@ -314,6 +314,14 @@ def _plain_layer_norm(norm: nn.LayerNorm, previous: nn.Module) -> bool:
         and isinstance(previous, nn.Linear)
         and tuple(norm.normalized_shape) == (previous.out_features,)
     )
+
+
+def _write_grad(param: th.Tensor, grad: th.Tensor) -> None:
+    """Overwrite the parameter's ``.grad`` with ``grad`` (a fresh tensor): taken as it is when there is none yet."""
+    if param.grad is None or param.grad.shape != param.shape or not param.grad.is_contiguous():
+        param.grad = grad
+    else:
+        param.grad.copy_(grad)
 
 
 def _grad_buffer(param: th.Tensor) -> th.Tensor:

@@ -160,16 +160,20 @@ def test_margin_median_pruner_ignores_small_shortfalls():
 
     from tuning.study import MarginMedianPruner
 
-    study = optuna.create_study(direction="maximize")
-    for value in (0.98, 1.0, 1.02, 0.99, 1.01):
-        study.add_trial(
-            optuna.trial.create_trial(
-                params={"x": 0.0},
-                distributions={"x": FloatDistribution(0, 1)},
-                value=value,
-                intermediate_values={4000: value},
+    def completed_study(direction, values):
+        study = optuna.create_study(direction=direction)
+        for value in values:
+            study.add_trial(
+                optuna.trial.create_trial(
+                    params={"x": 0.0},
+                    distributions={"x": FloatDistribution(0, 1)},
+                    value=value,
+                    intermediate_values={4000: value},
+                )
             )
-        )
+        return study
+
+    study = completed_study("maximize", (0.98, 1.0, 1.02, 0.99, 1.01))
 
     def pruned(margin, value, step=4000, n_startup_trials=5):
         trial = optuna.trial.create_trial(state=TrialState.RUNNING, intermediate_values={step: value})
@@ -185,16 +189,7 @@ def test_margin_median_pruner_ignores_small_shortfalls():
         MarginMedianPruner(margin=-0.1)
 
     # Minimising: the same rule, above the median
-    losses = optuna.create_study(direction="minimize")
-    for value in (0.98, 1.0, 1.02):
-        losses.add_trial(
-            optuna.trial.create_trial(
-                params={"x": 0.0},
-                distributions={"x": FloatDistribution(0, 1)},
-                value=value,
-                intermediate_values={4000: value},
-            )
-        )
+    losses = completed_study("minimize", (0.98, 1.0, 1.02))
     pruner = MarginMedianPruner(margin=0.1, n_startup_trials=3)
     running = optuna.trial.create_trial(state=TrialState.RUNNING, intermediate_values={4000: 1.05})
     assert not pruner.prune(losses, running)
