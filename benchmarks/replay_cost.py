@@ -1,8 +1,9 @@
 """
 Cost of prioritized replay per gradient step: ``sample(256)`` plus ``update_priorities`` for uniform, PER and LAP
 sampling from the same filled buffer, next to one [64, 64] DDPG update (``train(1)``), in one process with one torch
-thread, interleaved repeats, medians. Part of ``python -m benchmarks speed`` (issue 15 asks for under 15% of a
-[64, 64] update).
+thread, interleaved repeats, medians. PER and LAP are measured with the priority tree's C kernels (the default where
+a C compiler is found, :mod:`sb3_ddpg_plus.native_tree`) and with its numpy walk (the fallback, forced with
+``SB3_DDPG_PLUS_NATIVE=0``). Part of ``python -m benchmarks speed`` (issue 15 asks for under 15% of a [64, 64] update).
 """
 
 from __future__ import annotations
@@ -17,16 +18,44 @@ import torch as th
 BATCH = 256
 CAPACITY = 1_000_000
 FILL = 100_000
-KINDS = (None, "per", "lap")
+#: (name, prioritisation, priority tree on the C kernels); the C rows are left out where the kernels cannot be built
+VARIANTS = (
+    ("None", None, False),
+    ("per", "per", True),
+    ("lap", "lap", True),
+    ("per_numpy", "per", False),
+    ("lap_numpy", "lap", False),
+)
+LABELS = {
+    "None": "uniform",
+    "per": "PER (sum-tree + min-tree, IS weights), C kernels",
+    "lap": "LAP (sum-tree), C kernels",
+    "per_numpy": "PER, numpy walk (no C compiler)",
+    "lap_numpy": "LAP, numpy walk (no C compiler)",
+}
 
 
-def _filled_buffer(prioritized: str | None, fill: int, seed: int) -> Any:
+def _filled_buffer(prioritized: str | None, fill: int, seed: int, native: bool = True) -> Any:
+    import os
+
     import gymnasium as gym
 
-    from sb3_ddpg_plus import DDPGPlusReplayBuffer
+    from sb3_ddpg_plus import DDPGPlusReplayBuffer, native_tree
 
     env = gym.make("Pendulum-v1")
-    buffer = DDPGPlusReplayBuffer(CAPACITY, env.observation_space, env.action_space, device="cpu", prioritized=prioritized)
+    switch = os.environ.get(native_tree.ENV_SWITCH)
+    if not native:
+        os.environ[native_tree.ENV_SWITCH] = "0"
+        native_tree._forget()
+    try:
+        buffer = DDPGPlusReplayBuffer(CAPACITY, env.observation_space, env.action_space, device="cpu", prioritized=prioritized)
+    finally:
+        if not native:
+            if switch is None:
+                del os.environ[native_tree.ENV_SWITCH]
+            else:
+                os.environ[native_tree.ENV_SWITCH] = switch
+            native_tree._forget()
     rng = np.random.default_rng(seed)
     obs = rng.standard_normal((fill + 1, 1, 3)).astype(np.float32)
     actions = rng.uniform(-1, 1, (fill, 1, 1)).astype(np.float32)
@@ -52,10 +81,15 @@ def measure(repeats: int = 5, calls: int = 200, fill: int = FILL, seed: int = 0)
     :param seed: Seed
     :return: Microseconds per call of each sampling kind and of one [64, 64] update, and their ratios
     """
-    from sb3_ddpg_plus import DDPGPlus
+    from sb3_ddpg_plus import DDPGPlus, native_tree
 
     th.set_num_threads(1)
-    buffers = {kind: _filled_buffer(kind, fill, seed) for kind in KINDS}
+    kernels = native_tree.load_kernels() is not None
+    buffers = {
+        name: _filled_buffer(kind, fill, seed, native)
+        for name, kind, native in VARIANTS
+        if kernels or not native or kind is None
+    }
     td_errors = th.rand(BATCH) * 3
 
     def sampler(buffer: Any) -> Any:
@@ -68,7 +102,7 @@ def measure(repeats: int = 5, calls: int = 200, fill: int = FILL, seed: int = 0)
 
     model = DDPGPlus("MlpPolicy", "Pendulum-v1", learning_starts=300, policy_kwargs=dict(net_arch=[64, 64]), seed=seed)
     model.learn(400)
-    steps = {str(kind): sampler(buffer) for kind, buffer in buffers.items()}
+    steps = {name: sampler(buffer) for name, buffer in buffers.items()}
     steps["update_64x64"] = lambda: model.train(1, BATCH)
     times: dict[str, list[float]] = {name: [] for name in steps}
     for repeat in range(repeats):
@@ -82,9 +116,10 @@ def measure(repeats: int = 5, calls: int = 200, fill: int = FILL, seed: int = 0)
         "capacity": CAPACITY,
         "stored": fill,
         "repeats": repeats,
+        "tree_kernels": "C" if kernels else f"numpy only ({native_tree.unavailable_reason()})",
         "us_per_call": medians,
-        "share_of_update": {name: medians[name] / update for name in ("None", "per", "lap")},
-        "extra_over_uniform": {name: (medians[name] - medians["None"]) / update for name in ("per", "lap")},
+        "share_of_update": {name: medians[name] / update for name in buffers},
+        "extra_over_uniform": {name: (medians[name] - medians["None"]) / update for name in buffers if name != "None"},
     }
 
 
@@ -101,16 +136,28 @@ def markdown(result: dict[str, Any]) -> list[str]:
         "| sampling | us per step | share of one [64, 64] update |",
         "|---|---:|---:|",
     ]
-    for name, label in (("None", "uniform"), ("per", "PER (sum-tree + min-tree, IS weights)"), ("lap", "LAP (sum-tree)")):
-        lines.append(f"| {label} | {us[name]:.0f} | {share[name]:.0%} |")
+    # (results saved before the C kernels existed hold the numpy walk's figures under "per" and "lap")
+    kernels = result.get("tree_kernels", "numpy only (measured before the C kernels existed)")
+    labels = dict(LABELS)
+    if kernels != "C":
+        labels.update(per="PER (sum-tree + min-tree, IS weights), numpy walk", lap="LAP (sum-tree), numpy walk")
+    for name, label in labels.items():
+        if name in share:
+            lines.append(f"| {label} | {us[name]:.0f} | {share[name]:.0%} |")
     lines.append(f"| one [64, 64] DDPG update (`train(1)`) | {us['update_64x64']:.0f} | 100% |")
     lines.append("")
     extra = result["extra_over_uniform"]
-    lines.append(
-        f"Issue 15's target is under 15% of an update per step. In all (sampling + `update_priorities`), PER costs "
-        f"{share['per']:.0%} and LAP {share['lap']:.0%} of an update; over uniform sampling ({share['None']:.0%}), they "
-        f"add {extra['per']:.0%} and {extra['lap']:.0%} (medians of interleaved repeats, one thread)."
-    )
+    summary = [f"Issue 15's target is under 15% of an update per step. Priority tree: {kernels}."]
+    main_walk = "C kernels" if kernels == "C" else "numpy walk"
+    for per, lap, how in (("per", "lap", main_walk), ("per_numpy", "lap_numpy", "numpy walk")):
+        if per in share:
+            summary.append(
+                f"With the {how}, in all (sampling + `update_priorities`), PER costs {share[per]:.0%} and LAP "
+                f"{share[lap]:.0%} of an update; over uniform sampling ({share['None']:.0%}), they add {extra[per]:.0%} "
+                f"and {extra[lap]:.0%}."
+            )
+    summary.append("Medians of interleaved repeats, one thread.")
+    lines.append(" ".join(summary))
     lines.append("")
     return lines
 

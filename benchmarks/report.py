@@ -767,6 +767,24 @@ def _hyperparams_line(runs: Sequence[dict[str, Any]]) -> str:
     return ", ".join(f"{k}={json.dumps(v)}" for k, v in hyperparams.items())
 
 
+def _overrides_lines(by_algo: dict[str, list[dict[str, Any]]]) -> list[str]:
+    """
+    :param by_algo: One group's runs by algorithm
+    :return: The line saying which overrides its runs applied: one line when every algorithm applied the same, else
+        one per set (an algorithm whose own configuration is the point, e.g. the recommended one, may run without them)
+    """
+    by_overrides: dict[str, list[str]] = {}
+    for algo, algo_runs in by_algo.items():
+        by_overrides.setdefault(json.dumps(algo_runs[0].get("overrides") or {}), []).append(algo)
+    if len(by_overrides) == 1:
+        overrides = next(iter(by_overrides))
+        return [] if overrides == "{}" else [f"Overrides applied to every algorithm here: `{overrides}`."]
+    return [
+        f"Overrides applied to {', '.join(algos)}: " + ("none." if overrides == "{}" else f"`{overrides}`.")
+        for overrides, algos in by_overrides.items()
+    ]
+
+
 def render_readme(
     runs: Sequence[dict[str, Any]],
     groups: dict[tuple[str, int], dict[str, list[dict[str, Any]]]],
@@ -844,9 +862,7 @@ def render_readme(
             "",
             f"Evaluation: every {any_run['eval']['freq']:,} steps, {any_run['eval']['n_episodes']} deterministic episodes.",
         ]
-        overrides = any_run.get("overrides") or {}
-        if overrides:
-            lines.append(f"Overrides applied to every algorithm here: `{json.dumps(overrides)}`.")
+        lines += _overrides_lines(by_algo)
         baseline_runs = by_algo.get(BASELINE)
         if baseline_runs:
             lines.append(f"Hyperparameters of sb3_ddpg: `{_hyperparams_line(baseline_runs)}`.")

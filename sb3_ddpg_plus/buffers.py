@@ -102,7 +102,7 @@ class PrioritizedDictReplayBufferSamples(_PrioritizedDictFields, DictReplayBuffe
 
 
 # Shape of the priority tree (measured fastest for batches of 256 on 1e5 to 1e6 slots)
-_TREE_SHAPE: dict[str, int] = dict(branching=16, top_size=4096)
+_TREE_SHAPE: dict[str, Any] = dict(branching=16, top_size=4096)
 
 # Attributes added with prioritised replay, and their values for buffers pickled before it existed (uniform ones)
 # (the same as in DDPGPlusReplayBuffer.__init__ without prioritisation)

@@ -14,14 +14,19 @@ replayed at least once soon.
 
 :class:`PriorityTree` holds the sampling priorities (``p^alpha``, 0 for slots that cannot be sampled) of every slot of
 the replay buffer in one sum-tree with 16 children per node. A batch is sampled and updated level by level with numpy,
-never with a Python loop per element: a batch of 256 costs a few dozen numpy calls whatever the buffer's size.
+never with a Python loop per element: a batch of 256 costs a few dozen numpy calls whatever the buffer's size. Where
+the machine has a C compiler, the same walk and updates run as C loops (:mod:`sb3_ddpg_plus.native_tree`), which
+removes the fixed cost of those calls; the numpy code is the fallback and gives the same samples.
 """
 
+import ctypes
 import math
 from typing import Any
 
 import numpy as np
 import torch as th
+
+from sb3_ddpg_plus import native_tree
 
 PRIORITIZED_KINDS = ("per", "lap")
 PRIORITIZED_DEFAULTS: dict[str, dict[str, Any]] = {
@@ -62,12 +67,18 @@ class PriorityTree:
         calls) but more work per level
     :param top_size: Largest number of nodes of the top level
     :param track_min: Keep a min-tree too (for PER's importance weights)
+    :param native: Walk and update the tree with the compiled C kernels of :mod:`sb3_ddpg_plus.native_tree`: None
+        (default) when they are available, else with numpy; True requires them (an error says why they are not
+        available); False always uses numpy. Both find the same leaves on the same tree; their inner sums may differ
+        in the last bits (see that module).
     """
 
     # Largest batch whose scratch arrays ``find`` keeps between calls (a training batch; larger ones allocate their own)
     _SCRATCH_LIMIT = 4096
 
-    def __init__(self, capacity: int, branching: int = 16, top_size: int = 4096, track_min: bool = False):
+    def __init__(
+        self, capacity: int, branching: int = 16, top_size: int = 4096, track_min: bool = False, native: bool | None = None
+    ):
         for name, value, low in (("capacity", capacity, 1), ("branching", branching, 2), ("top_size", top_size, 1)):
             if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
                 raise ValueError(f"`{name}` must be an integer >= {low}, got {value!r}")
@@ -77,6 +88,9 @@ class PriorityTree:
         self.branching = int(branching)
         self.top_size = int(top_size)
         self.track_min = bool(track_min)
+        if native is not None and not isinstance(native, bool):
+            raise TypeError(f"`native` must be None, True or False, got {native!r}")
+        self.native = native
         # Running maximum of the priorities ever set (not lowered when that transition's priority drops), as in
         # Schaul et al.'s Algorithm 1, OpenAI Baselines and the LAP authors' code: new transitions get it
         self.max_priority = 1.0
@@ -114,6 +128,31 @@ class PriorityTree:
         self._top_stale = True
         # find()'s work arrays for the last batch size (see _scratch_for)
         self._scratch: tuple[np.ndarray, th.Tensor, np.ndarray] | None = None
+        self._kernels = self._load_kernels()
+        if self._kernels is not None:
+            # The arrays' addresses, passed to the C kernels (the arrays live as long as the tree)
+            self._sum_pointers = (ctypes.c_void_p * len(self._sums))(*[level.ctypes.data for level in self._sums])
+            self._min_pointers = (
+                (ctypes.c_void_p * len(self._mins))(*[level.ctypes.data for level in self._mins]) if self._mins else None
+            )
+            self._n_parents = np.array([len(groups) for groups in self._groups], dtype=np.int64)
+            self._n_parents_address = self._n_parents.ctypes.data
+            self._cumulative_address = self._cumulative.ctypes.data
+            self._ends_address = self._ends.ctypes.data
+
+    def _load_kernels(self) -> Any:
+        if self.native is False:
+            return None
+        kernels = native_tree.load_kernels()
+        if kernels is None and self.native:
+            reason = native_tree.unavailable_reason()
+            raise RuntimeError(f"PriorityTree(native=True): the C kernels are not available: {reason}")
+        return kernels
+
+    @property
+    def backend(self) -> str:
+        """``"native"`` when the tree is walked and updated by the C kernels, else ``"numpy"``."""
+        return "native" if self._kernels is not None else "numpy"
 
     def _set_extent_views(self, extent: int) -> None:
         """Views of the first ``extent`` top nodes and of their cumulative sums (numpy for find, torch for cumsum)."""
@@ -187,6 +226,9 @@ class PriorityTree:
         indices = np.asarray(indices, dtype=np.int64)
         if len(indices) == 0:
             return
+        if self._kernels is not None:
+            self._update_native(indices, priorities)
+            return
         self._top_stale = True
         self._sums[0][indices] = priorities
         top = int(indices.max()) >> self._top_shift
@@ -215,6 +257,30 @@ class PriorityTree:
                     children = self._min_groups[level - 1].take(nodes, axis=0)
                 self._mins[level][nodes] = th.from_numpy(children).amin(1).numpy()
 
+    def _update_native(self, indices: np.ndarray, priorities: Any) -> None:
+        """``update`` with the C kernels (the same values at the leaves, minima and extent; see the module docstring)."""
+        indices = np.ascontiguousarray(indices.reshape(-1))
+        priorities = np.ascontiguousarray(np.broadcast_to(np.asarray(priorities, dtype=np.float64), indices.shape))
+        largest = self._kernels.tree_update(
+            self._sum_pointers,
+            self._min_pointers,
+            self.depth,
+            self._shift,
+            self.capacity,
+            self._n_parents_address,
+            indices.ctypes.data,
+            priorities.ctypes.data,
+            len(indices),
+        )
+        if largest < 0:
+            raise IndexError(
+                f"PriorityTree.update: indices must be in [0, {self.capacity}), got {indices.min()}..{indices.max()}"
+            )
+        self._top_stale = True
+        top = largest >> self._top_shift
+        if top >= self._extent:
+            self._extent = top + 1
+
     def rebuild(self) -> None:
         """Recompute every inner node from the leaves."""
         for level in range(self.depth):
@@ -228,6 +294,9 @@ class PriorityTree:
         self._top_stale = True
         children = self._groups[level]
         n_parents = len(children)
+        if self._kernels is not None:
+            self._kernels.tree_recompute_level(self._sum_pointers, self._min_pointers, level, self._shift, n_parents)
+            return
         self._sums[level + 1][:n_parents] = th.from_numpy(children).sum(1).numpy()
         if self._mins is not None:
             if level == 0:
@@ -269,6 +338,8 @@ class PriorityTree:
         if not self._total > 0:
             raise ValueError("PriorityTree.find: every priority is 0")
         mass = np.asarray(mass, dtype=np.float64)
+        if self._kernels is not None:
+            return self._find_native(mass, values)
         # Each mass walks down on its own, so the order they walk in changes nothing but the speed: in increasing
         # order, each binary search of the top level starts where the previous one ended, and rows are gathered in
         # memory order. The results are put back in the order of the masses.
@@ -305,6 +376,26 @@ class PriorityTree:
         # (the leaves just read are in the cache)
         return found, (self._sums[0].take(found) if values else None)
 
+    def _find_native(self, mass: np.ndarray, values: bool) -> tuple[np.ndarray, np.ndarray | None]:
+        """``find`` with the C kernels: the same walk, the same sequential sums, so the same leaves."""
+        mass = np.array(mass, dtype=np.float64).reshape(-1)  # (a copy: the kernel overwrites it)
+        found = np.empty(len(mass), dtype=np.int64)
+        priorities = np.empty(len(mass)) if values else None
+        self._kernels.tree_find(
+            self._sum_pointers,
+            self.depth,
+            self._shift,
+            self._ends_address,
+            self._cumulative_address,
+            self._extent,
+            self._below_total,
+            mass.ctypes.data,
+            len(mass),
+            found.ctypes.data,
+            None if priorities is None else priorities.ctypes.data,
+        )
+        return found, priorities
+
     def __getstate__(self) -> dict[str, Any]:
         # Only the leaves are saved: the inner nodes are rebuilt on load, bit for bit the same (see the class docstring)
         state = {name: value for name, value in self.__dict__.items() if not name.startswith("_")}
@@ -313,6 +404,7 @@ class PriorityTree:
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         state = dict(state)
+        state.setdefault("native", None)  # (trees saved before the C kernels existed)
         leaves = state.pop("leaves")
         self.__dict__.update(state)
         self._allocate()

@@ -543,3 +543,15 @@ def test_mean_normalised_score_section_against_a_hand_computation():
     assert "**below SB3 TD3's**, the interval excludes 0" in "\n".join(mean_score_section(worse, held_out=["H"]))
     assert mean_score_section({"sb3_td3": scores["sb3_td3"]}) == []
     assert mean_score_section({"ddpg_plus_recommended": scores["ddpg_plus_recommended"]}) == []
+
+
+def test_overrides_lines_name_the_algorithms_when_they_differ():
+    """One line when every algorithm of a group applied the same overrides; one per set when some ran without (the
+    recommended configuration keeps its own networks on MountainCar in the evidence profile)."""
+    from benchmarks.report import _overrides_lines
+
+    same = {"a": [{"overrides": {"x": 1}}], "b": [{"overrides": {"x": 1}}]}
+    assert _overrides_lines(same) == ['Overrides applied to every algorithm here: `{"x": 1}`.']
+    assert _overrides_lines({"a": [{"overrides": {}}], "b": [{}]}) == []
+    mixed = {"a": [{"overrides": {"x": 1}}], "b": [{"overrides": {"x": 1}}], "c": [{}]}
+    assert _overrides_lines(mixed) == ['Overrides applied to a, b: `{"x": 1}`.', "Overrides applied to c: none."]

@@ -10,6 +10,7 @@ before prioritisation existed.
 
 import hashlib
 import pickle
+import shutil
 
 import gymnasium as gym
 import numpy as np
@@ -20,7 +21,7 @@ from stable_baselines3.common.type_aliases import DictReplayBufferSamples, Repla
 from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 
 import sb3_ddpg_plus.buffers as buffers_module
-from sb3_ddpg_plus import DDPGPlus, DDPGPlusReplayBuffer
+from sb3_ddpg_plus import DDPGPlus, DDPGPlusReplayBuffer, native_tree
 from sb3_ddpg_plus.buffers import VALID, PrioritizedDictReplayBufferSamples, PrioritizedReplayBufferSamples
 from sb3_ddpg_plus.hyperparams import load_hyperparams, make_model
 from sb3_ddpg_plus.priorities import PriorityTree
@@ -564,12 +565,21 @@ def test_bad_updates_are_refused():
 # ------------------------------------------------------------------------------------------ the priority tree
 
 
+@pytest.fixture(params=["numpy", "native"])
+def native(request):
+    """Each tree test runs with the numpy walk and with the C kernels (skipped where they cannot be built)."""
+    if request.param == "native" and native_tree.load_kernels() is None:
+        pytest.skip(f"C kernels not available: {native_tree.unavailable_reason()}")
+    return request.param == "native"
+
+
 @pytest.mark.parametrize("capacity, branching, top_size", [(1, 16, 4096), (37, 2, 1), (1000, 4, 5), (50_000, 16, 64)])
-def test_tree_against_brute_force(capacity, branching, top_size):
+def test_tree_against_brute_force(capacity, branching, top_size, native):
     """Sums and minima equal a tree rebuilt from the leaves, bit for bit, after many small and large updates; find()
     inverts the cumulative sum and never returns a leaf of priority 0."""
     rng = np.random.default_rng(capacity)
-    tree = PriorityTree(capacity, branching, top_size, track_min=True)
+    tree = PriorityTree(capacity, branching, top_size, track_min=True, native=native)
+    assert tree.backend == ("native" if native else "numpy")
     leaves = np.zeros(capacity)
     for step in range(40):
         size = capacity if step % 10 == 0 else min(capacity, 50)
@@ -580,7 +590,7 @@ def test_tree_against_brute_force(capacity, branching, top_size):
     tree.update(np.array([0]), np.array([0.5]))
     leaves[0] = 0.5
     np.testing.assert_array_equal(tree.leaves, leaves)
-    rebuilt = PriorityTree(capacity, branching, top_size, track_min=True)
+    rebuilt = PriorityTree(capacity, branching, top_size, track_min=True, native=native)
     rebuilt.update(np.arange(capacity), leaves)
     for ours, theirs in zip(tree._sums + tree._mins, rebuilt._sums + rebuilt._mins, strict=True):
         np.testing.assert_array_equal(ours, theirs)
@@ -601,13 +611,13 @@ def test_tree_against_brute_force(capacity, branching, top_size):
     assert (found[:10_000] != reference).sum() <= 1  # (random masses: at a boundary with probability ~1e-12)
 
 
-def test_top_sums_over_the_part_in_use_equal_a_full_recomputation():
+def test_top_sums_over_the_part_in_use_equal_a_full_recomputation(native):
     """The top's cumulative sums cover the top nodes up to the last one an update reached: after a ring of writes that
     grows, wraps around and zeroes slots, the total, the minimum and find() equal those of a tree rebuilt from the
     leaves (whose cumulative sums cover every top node), bit for bit."""
     capacity, branching, top_size = 20_000, 4, 64  # (each of the 79 top nodes holds 256 leaves)
     rng = np.random.default_rng(3)
-    tree = PriorityTree(capacity, branching, top_size, track_min=True)
+    tree = PriorityTree(capacity, branching, top_size, track_min=True, native=native)
     leaves = np.zeros(capacity)
     head = 0
     for step in range(300):
@@ -647,8 +657,8 @@ def test_top_sums_over_the_part_in_use_equal_a_full_recomputation():
     assert tree.total == 2.0 and tree.find(np.array([0.0, 1.9]))[0].tolist() == [capacity - 1] * 2
 
 
-def test_tree_pickles_its_leaves_only():
-    tree = PriorityTree(100_000, track_min=True)
+def test_tree_pickles_its_leaves_only(native):
+    tree = PriorityTree(100_000, track_min=True, native=native)
     tree.update(np.arange(100_000), np.random.default_rng(0).random(100_000))
     tree.max_priority = 3.5
     data = pickle.dumps(tree)
@@ -676,12 +686,12 @@ def _priorities_with_zeros_and_ties(capacity, branching, rng):
 @pytest.mark.parametrize(
     "capacity, branching, top_size", [(100_000, 16, 4096), (5000, 16, 64), (777, 4, 3), (300, 2, 1), (20, 16, 4096)]
 )
-def test_find_matches_searchsorted_on_the_cumulative_sum(capacity, branching, top_size):
+def test_find_matches_searchsorted_on_the_cumulative_sum(capacity, branching, top_size, native):
     """find() against np.searchsorted(np.cumsum(p), u, side="right") on priorities with zeros and ties, at random
     masses, at every boundary between leaves and just below it, at 0, just below the total, at and past it."""
     rng = np.random.default_rng(capacity + branching)
     priorities = _priorities_with_zeros_and_ties(capacity, branching, rng)
-    tree = PriorityTree(capacity, branching, top_size)
+    tree = PriorityTree(capacity, branching, top_size, native=native)
     tree.update(np.arange(capacity), priorities)
     cumulative = np.cumsum(priorities)
     total = tree.total
@@ -723,12 +733,148 @@ def test_find_matches_searchsorted_on_the_cumulative_sum(capacity, branching, to
     assert tree.find(np.zeros(0))[0].shape == (0,)
 
 
-def test_find_refuses_an_empty_tree():
-    tree = PriorityTree(100, 4, 8)
+def test_find_refuses_an_empty_tree(native):
+    tree = PriorityTree(100, 4, 8, native=native)
     with pytest.raises(ValueError, match="every priority is 0"):
         tree.find(np.zeros(3))
     tree.update(np.array([7]), np.array([2.0]))
     assert tree.find(np.array([0.0, 1.0, 1.999]))[0].tolist() == [7, 7, 7]
+
+
+def _require_kernels():
+    if native_tree.load_kernels() is None:
+        pytest.skip(f"C kernels not available: {native_tree.unavailable_reason()}")
+
+
+@pytest.mark.parametrize("capacity, branching, top_size", [(100_000, 16, 4096), (777, 4, 3), (300, 2, 1), (20, 16, 4096)])
+def test_native_and_numpy_trees_find_the_same_leaves(capacity, branching, top_size):
+    """Built by their own updates (small batches with repeated indices, and whole levels), the C kernels' tree and the
+    numpy tree hold the same leaves and minima, and inner sums equal to float64 rounding (each sums a node's children
+    in its own order). Given the same inner sums, both walks return the same leaves and priorities, bit for bit, at
+    random masses, at every boundary between leaves and just below it, at 0 and at or past the total."""
+    _require_kernels()
+    rng = np.random.default_rng(capacity + 7)
+    priorities = _priorities_with_zeros_and_ties(capacity, branching, rng)
+    by_numpy = PriorityTree(capacity, branching, top_size, track_min=True, native=False)
+    by_kernels = PriorityTree(capacity, branching, top_size, track_min=True, native=True)
+    assert (by_numpy.backend, by_kernels.backend) == ("numpy", "native")
+    for tree in (by_numpy, by_kernels):
+        for start in range(0, capacity, 64):
+            tree.update(np.arange(start, min(start + 64, capacity)), priorities[start : start + 64])
+    batches = [rng.integers(0, capacity, size=256) for _ in range(5)]
+    for indices in batches:
+        values = rng.exponential(size=256) * (rng.random(256) < 0.8)
+        priorities[indices] = values  # (the last of repeated indices wins, in both trees)
+        for tree in (by_numpy, by_kernels):
+            tree.update(indices, values)
+    np.testing.assert_array_equal(by_kernels.leaves, priorities)
+    np.testing.assert_array_equal(by_kernels.leaves, by_numpy.leaves)
+    for ours, theirs in zip(by_kernels._mins, by_numpy._mins, strict=True):
+        np.testing.assert_array_equal(ours, theirs)
+    for ours, theirs in zip(by_kernels._sums, by_numpy._sums, strict=True):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-13, atol=0)
+    assert by_kernels.min_positive == by_numpy.min_positive == priorities[priorities > 0].min()
+    assert by_kernels._extent == by_numpy._extent
+    # The walks alone: the numpy tree's inner sums in the kernels' tree
+    for level in range(1, len(by_numpy._sums)):
+        by_kernels._sums[level][:] = by_numpy._sums[level]
+    by_kernels._top_stale = True
+    total = by_numpy.total
+    assert by_kernels.total == total
+    cumulative = np.cumsum(priorities)
+    boundaries = np.unique(cumulative[:-1])
+    ends = [0.0, np.nextafter(total, 0.0), total, 2 * total]
+    masses = np.concatenate([rng.random(20_000) * total, boundaries, np.nextafter(boundaries, 0.0), ends])
+    masses = masses[masses >= 0]
+    found, values = by_kernels.find(masses)
+    reference, reference_values = by_numpy.find(masses)
+    assert found.dtype == np.int64 and values.dtype == np.float64
+    np.testing.assert_array_equal(found, reference)
+    np.testing.assert_array_equal(values, reference_values)
+    assert (values > 0).all()
+    assert by_kernels.find(masses[:10], values=False)[1] is None
+    single = masses[:10].astype(np.float32)
+    np.testing.assert_array_equal(by_kernels.find(single)[0], by_numpy.find(single)[0])
+
+
+def test_native_update_refuses_indices_out_of_range_and_writes_nothing():
+    """The kernels check every index before writing (numpy's fancy indexing would wrap negative ones and accept the
+    padding past the capacity)."""
+    _require_kernels()
+    tree = PriorityTree(99, 4, 8, track_min=True, native=True)  # (leaves padded to 100)
+    tree.update(np.arange(10), np.ones(10))
+    for bad in ([3, 99], [-1, 2], [1000]):
+        with pytest.raises(IndexError, match=r"must be in \[0, 99\)"):
+            tree.update(np.array(bad), np.full(len(bad), 5.0))
+    np.testing.assert_array_equal(tree.leaves, np.r_[np.ones(10), np.zeros(89)])
+    assert tree.total == 10.0 and tree.min_positive == 1.0
+
+
+def test_without_kernels_the_tree_uses_numpy_and_says_why(monkeypatch, tmp_path):
+    """Disabled, without a compiler or with one that fails, the kernels are not loaded, the reason is given, trees use
+    numpy, and a tree that requires the kernels refuses with that reason."""
+    monkeypatch.setenv(native_tree.ENV_CACHE, str(tmp_path / "cache"))
+    try:
+        monkeypatch.setenv(native_tree.ENV_SWITCH, "0")
+        native_tree._forget()
+        assert native_tree.load_kernels() is None
+        assert native_tree.unavailable_reason() == "disabled by SB3_DDPG_PLUS_NATIVE=0"
+        assert PriorityTree(10).backend == "numpy"
+        with pytest.raises(RuntimeError, match="not available: disabled by SB3_DDPG_PLUS_NATIVE=0"):
+            PriorityTree(10, native=True)
+        monkeypatch.delenv(native_tree.ENV_SWITCH)
+        monkeypatch.setenv("CC", str(tmp_path / "no-such-compiler"))
+        native_tree._forget()
+        assert native_tree.load_kernels() is None
+        assert "could not build or load the C kernels" in native_tree.unavailable_reason()
+        assert PriorityTree(10).backend == "numpy"
+        false = shutil.which("false")
+        if false is not None:
+            monkeypatch.setenv("CC", false)
+            native_tree._forget()
+            assert native_tree.load_kernels() is None
+            assert "failed (exit 1)" in native_tree.unavailable_reason()
+        assert not list((tmp_path / "cache").glob("*.so"))  # (nothing half-written is left to load later)
+    finally:
+        monkeypatch.undo()
+        native_tree._forget()
+
+
+@pytest.mark.parametrize("kind", ["per", "lap"])
+def test_buffer_samples_the_same_with_and_without_kernels(kind, monkeypatch):
+    """A prioritised buffer draws the same transitions, with the same weights and priorities, whether its tree runs
+    on the C kernels or on numpy (two environments, the ring wrapping around, updates between samples)."""
+    _require_kernels()
+    with_kernels = make(kind, n_envs=2, size_per_env=100)
+    monkeypatch.setenv(native_tree.ENV_SWITCH, "0")
+    native_tree._forget()
+    try:
+        without = make(kind, n_envs=2, size_per_env=100)
+    finally:
+        monkeypatch.delenv(native_tree.ENV_SWITCH)
+        native_tree._forget()
+    assert (with_kernels._priorities.backend, without._priorities.backend) == ("native", "numpy")
+    rng = np.random.default_rng(41)
+    for round_ in range(6):
+        for buffer in (with_kernels, without):
+            fill(buffer, 2, 45, seed=40 + round_)
+        for step in range(4):
+            np.random.seed(10 * round_ + step)
+            ours = with_kernels.sample(128)
+            np.random.seed(10 * round_ + step)
+            theirs = without.sample(128)
+            assert th.equal(ours.indices, theirs.indices)
+            assert th.equal(ours.observations, theirs.observations)
+            if kind == "per":
+                assert th.equal(ours.weights, theirs.weights)
+            td_errors = rng.normal(size=128) * 3
+            with_kernels.update_priorities(ours.indices, td_errors)
+            without.update_priorities(theirs.indices, td_errors)
+        np.testing.assert_array_equal(with_kernels.priorities(), without.priorities())
+        assert with_kernels.max_priority == without.max_priority
+    loaded = pickle.loads(pickle.dumps(with_kernels))
+    assert loaded._priorities.backend == "native"
+    np.testing.assert_array_equal(loaded.priorities(), with_kernels.priorities())
 
 
 @pytest.mark.parametrize("kind", ["per", "lap"])
