@@ -260,7 +260,10 @@ class PriorityTree:
     def _update_native(self, indices: np.ndarray, priorities: Any) -> None:
         """``update`` with the C kernels (the same values at the leaves, minima and extent; see the module docstring)."""
         indices = np.ascontiguousarray(indices.reshape(-1))
-        priorities = np.ascontiguousarray(np.broadcast_to(np.asarray(priorities, dtype=np.float64), indices.shape))
+        priorities = np.asarray(priorities, dtype=np.float64)
+        if priorities.shape != indices.shape:  # (a scalar, as numpy's assignment broadcasts it)
+            priorities = np.broadcast_to(priorities, indices.shape)
+        priorities = np.ascontiguousarray(priorities)
         largest = self._kernels.tree_update(
             self._sum_pointers,
             self._min_pointers,
