@@ -8,6 +8,7 @@ a C compiler is found, :mod:`sb3_ddpg_plus.native_tree`) and with its numpy walk
 
 from __future__ import annotations
 
+import os
 import statistics
 import time
 from typing import Any
@@ -163,18 +164,57 @@ def markdown(result: dict[str, Any]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python benchmarks/replay_cost.py [--repeats N] [--calls N] [--fill N] [--json]``: print the table."""
+    """
+    ``python benchmarks/replay_cost.py [--repeats N] [--calls N] [--fill N] [--json] [--out FOLDER]``: print the table,
+    or with ``--out`` write it as ``replay_cost.md`` and ``replay_cost.json`` there, with the command, the machine,
+    its load and the versions (the measurement alone; ``python -m benchmarks speed`` takes it with the rest).
+    """
     import argparse
     import json
+    import shlex
+    import sys
+    from datetime import datetime, timezone
+    from pathlib import Path
 
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeats", type=int, default=5, help="interleaved repeats (medians are reported)")
     parser.add_argument("--calls", type=int, default=200, help="calls timed per repeat")
     parser.add_argument("--fill", type=int, default=FILL, help="transitions stored before timing")
     parser.add_argument("--json", action="store_true", help="print the measurement as JSON instead of Markdown")
+    parser.add_argument("--out", type=Path, default=None, help="folder for replay_cost.md and replay_cost.json")
     args = parser.parse_args(argv)
+    load = os.getloadavg() if hasattr(os, "getloadavg") else None
     result = measure(repeats=args.repeats, calls=args.calls, fill=args.fill)
-    print(json.dumps(result, indent=2) if args.json else "\n".join(markdown(result)))
+    if args.out is None:
+        print(json.dumps(result, indent=2) if args.json else "\n".join(markdown(result)))
+        return
+    from sb3_ddpg_plus.experiments.records import cpu_model, system_info, write_file, write_json
+
+    command = "python benchmarks/replay_cost.py " + " ".join(shlex.quote(arg) for arg in (argv or sys.argv[1:]))
+    affinity = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+    result["run"] = {
+        "command": command,
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "cpu": cpu_model(),
+        "cores": os.cpu_count(),
+        "affinity": affinity,
+        "load_average_at_start": load,
+        "versions": system_info(),
+    }
+    versions = ", ".join(f"{name} {version}" for name, version in result["run"]["versions"]["versions"].items())
+    header = [
+        "# Prioritized replay: cost per gradient step",
+        "",
+        f"Generated {result['run']['date']} by `{command.strip()}`.",
+        "",
+        f"- Machine: {result['run']['cpu']}, {result['run']['cores']} logical cores; this process on cores {affinity}; "
+        f"load average at start {None if load is None else [round(x, 2) for x in load]}.",
+        f"- Versions: {versions}.",
+        "",
+    ]
+    args.out.mkdir(parents=True, exist_ok=True)
+    write_json(args.out / "replay_cost.json", result)
+    write_file(args.out / "replay_cost.md", "\n".join(header + markdown(result)))
 
 
 if __name__ == "__main__":

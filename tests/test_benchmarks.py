@@ -555,3 +555,24 @@ def test_overrides_lines_name_the_algorithms_when_they_differ():
     assert _overrides_lines({"a": [{"overrides": {}}], "b": [{}]}) == []
     mixed = {"a": [{"overrides": {"x": 1}}], "b": [{"overrides": {"x": 1}}], "c": [{}]}
     assert _overrides_lines(mixed) == ['Overrides applied to a, b: `{"x": 1}`.', "Overrides applied to c: none."]
+
+
+def test_replay_cost_writes_a_self_describing_result(tmp_path):
+    """``replay_cost.py --out``: the table with its command, machine, load and versions, and the JSON it came from;
+    every variant measured is in the table (the C-kernel rows only where the kernels load)."""
+    import json
+
+    from benchmarks import replay_cost
+    from sb3_ddpg_plus import native_tree
+
+    replay_cost.main(["--repeats", "1", "--calls", "2", "--fill", "600", "--out", str(tmp_path)])
+    text = (tmp_path / "replay_cost.md").read_text()
+    result = json.loads((tmp_path / "replay_cost.json").read_text())
+    assert "python benchmarks/replay_cost.py --repeats 1 --calls 2 --fill 600" in text
+    assert "Machine:" in text and "Versions:" in text and "PyTorch" in text
+    kernels = native_tree.load_kernels() is not None
+    expected = {"None", "per_numpy", "lap_numpy"} | ({"per", "lap"} if kernels else set())
+    assert set(result["share_of_update"]) == expected
+    assert ("PER (sum-tree + min-tree, IS weights), C kernels" in text) == kernels
+    assert "PER, numpy walk (no C compiler)" in text
+    assert all(share > 0 for share in result["share_of_update"].values())
