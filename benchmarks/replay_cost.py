@@ -37,26 +37,15 @@ LABELS = {
 
 
 def _filled_buffer(prioritized: str | None, fill: int, seed: int, native: bool = True) -> Any:
-    import os
+    import contextlib
 
     import gymnasium as gym
 
     from sb3_ddpg_plus import DDPGPlusReplayBuffer, native_tree
 
     env = gym.make("Pendulum-v1")
-    switch = os.environ.get(native_tree.ENV_SWITCH)
-    if not native:
-        os.environ[native_tree.ENV_SWITCH] = "0"
-        native_tree._forget()
-    try:
+    with contextlib.nullcontext() if native else native_tree.disabled():
         buffer = DDPGPlusReplayBuffer(CAPACITY, env.observation_space, env.action_space, device="cpu", prioritized=prioritized)
-    finally:
-        if not native:
-            if switch is None:
-                del os.environ[native_tree.ENV_SWITCH]
-            else:
-                os.environ[native_tree.ENV_SWITCH] = switch
-            native_tree._forget()
     rng = np.random.default_rng(seed)
     obs = rng.standard_normal((fill + 1, 1, 3)).astype(np.float32)
     actions = rng.uniform(-1, 1, (fill, 1, 1)).astype(np.float32)
@@ -188,27 +177,26 @@ def main(argv: list[str] | None = None) -> None:
     if args.out is None:
         print(json.dumps(result, indent=2) if args.json else "\n".join(markdown(result)))
         return
-    from sb3_ddpg_plus.experiments.records import cpu_model, system_info, write_file, write_json
+    from sb3_ddpg_plus.experiments.records import system_info, write_file, write_json
 
     command = "python benchmarks/replay_cost.py " + " ".join(shlex.quote(arg) for arg in (argv or sys.argv[1:]))
     affinity = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+    info = system_info()  # (its load average is taken after the measurement: the one at the start is kept apart)
     result["run"] = {
         "command": command,
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "cpu": cpu_model(),
-        "cores": os.cpu_count(),
         "affinity": affinity,
         "load_average_at_start": load,
-        "versions": system_info(),
+        **info,
     }
-    versions = ", ".join(f"{name} {version}" for name, version in result["run"]["versions"]["versions"].items())
+    versions = ", ".join(f"{name} {version}" for name, version in info["versions"].items())
     header = [
         "# Prioritized replay: cost per gradient step",
         "",
         f"Generated {result['run']['date']} by `{command.strip()}`.",
         "",
-        f"- Machine: {result['run']['cpu']}, {result['run']['cores']} logical cores; this process on cores {affinity}; "
-        f"load average at start {None if load is None else [round(x, 2) for x in load]}.",
+        f"- Machine: {info['machine']['cpu_model']}, {info['machine']['logical_cores']} logical cores; this process on "
+        f"cores {affinity}; load average at start {None if load is None else [round(x, 2) for x in load]}.",
         f"- Versions: {versions}.",
         "",
     ]

@@ -23,6 +23,7 @@ kernels for every update and for its rebuild after loading, so the same leaves a
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import hashlib
 import os
@@ -32,6 +33,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 #: Set to ``0`` to never compile or load the kernels (the numpy walk is used)
@@ -193,6 +195,8 @@ void tree_find(double *const *sums, int64_t depth, int64_t shift, const double *
 
 _lock = threading.Lock()
 _state: dict[str, object] = {}  # "kernels" (ctypes.CDLL or None) and "reason" once loading was tried
+_disabled = 0  # depth of nested disabled() blocks
+_DISABLED_REASON = "disabled by sb3_ddpg_plus.native_tree.disabled()"
 
 
 def _compiler() -> list[str] | None:
@@ -280,6 +284,8 @@ def load_kernels() -> ctypes.CDLL | None:
         process), or None when they are not available (see :func:`unavailable_reason`)
     """
     with _lock:
+        if _disabled:
+            return None
         if "reason" not in _state:
             _state["kernels"], _state["reason"] = _load()
         return _state["kernels"]  # type: ignore[return-value]
@@ -287,8 +293,25 @@ def load_kernels() -> ctypes.CDLL | None:
 
 def unavailable_reason() -> str | None:
     """:return: Why the kernels are not available, or None when they are (loads them if that was not tried yet)"""
-    load_kernels()
+    if load_kernels() is None and _disabled:
+        return _DISABLED_REASON
     return _state["reason"]  # type: ignore[return-value]
+
+
+@contextlib.contextmanager
+def disabled() -> Iterator[None]:
+    """
+    Within this block :func:`load_kernels` returns None, so the trees made there use the numpy walk (to measure or
+    test the fallback on a machine that has a compiler); trees made before or after are not affected.
+    """
+    global _disabled
+    with _lock:
+        _disabled += 1
+    try:
+        yield
+    finally:
+        with _lock:
+            _disabled -= 1
 
 
 def _forget() -> None:

@@ -841,18 +841,16 @@ def test_without_kernels_the_tree_uses_numpy_and_says_why(monkeypatch, tmp_path)
 
 
 @pytest.mark.parametrize("kind", ["per", "lap"])
-def test_buffer_samples_the_same_with_and_without_kernels(kind, monkeypatch):
+def test_buffer_samples_the_same_with_and_without_kernels(kind):
     """A prioritised buffer draws the same transitions, with the same weights and priorities, whether its tree runs
     on the C kernels or on numpy (two environments, the ring wrapping around, updates between samples)."""
     _require_kernels()
     with_kernels = make(kind, n_envs=2, size_per_env=100)
-    monkeypatch.setenv(native_tree.ENV_SWITCH, "0")
-    native_tree._forget()
-    try:
+    with native_tree.disabled():
         without = make(kind, n_envs=2, size_per_env=100)
-    finally:
-        monkeypatch.delenv(native_tree.ENV_SWITCH)
-        native_tree._forget()
+        with pytest.raises(RuntimeError, match=r"not available: disabled by sb3_ddpg_plus\.native_tree\.disabled\(\)"):
+            PriorityTree(10, native=True)
+    assert PriorityTree(10).backend == "native"  # (only inside the block)
     assert (with_kernels._priorities.backend, without._priorities.backend) == ("native", "numpy")
     rng = np.random.default_rng(41)
     for round_ in range(6):
