@@ -6,6 +6,11 @@ priorities back costs a few dozen numpy calls per level, whose fixed cost (about
 time: about 20% of a [64, 64] DDPG update on one core (``benchmarks/results/speed.md``). The same work in a C loop is
 a few microseconds.
 
+The walk's comparisons (which top node, which child) are random, so the kernels count and select instead of
+branching: with branches, mispredictions made a walk of 256 fresh masses through a tree of 100k leaves about twice as
+slow (measured about 70 us against 35 us here). The outputs and inputs go through staging arrays of the tree whose
+addresses are taken once (:class:`~sb3_ddpg_plus.priorities.PriorityTree`).
+
 How: the C source below is compiled with the machine's C compiler (``$CC``, else ``cc``, ``gcc`` or ``clang``) into a
 shared library in a per-user cache folder (``$SB3_DDPG_PLUS_CACHE``, else ``$XDG_CACHE_HOME/sb3_ddpg_plus`` or
 ``~/.cache/sb3_ddpg_plus``), named after a hash of the source and the flags, and loaded with :mod:`ctypes`. Nothing
@@ -66,22 +71,37 @@ static double row_sum(const double *row, int64_t k) {
     return (s0 + s1) + (s2 + s3);
 }
 
-/* Smallest positive leaf of a row (0 means "not sampleable"; +inf when none). */
+/* Smallest positive leaf of a row (0 means "not sampleable"; +inf when none). With selects rather than branches
+   (the comparisons are random: a branch would be mispredicted half the time) and four running minima (a minimum is
+   exact in any order; one chain would wait on each comparison). */
+#define POSITIVE_OR_INF(v) ((v) > 0.0 ? (v) : INFINITY)
+#define MIN(a, b) ((b) < (a) ? (b) : (a))
 static double row_min_positive(const double *row, int64_t k) {
-    double m = INFINITY;
-    for (int64_t j = 0; j < k; j++) {
-        double v = row[j];
-        if (v > 0.0 && v < m) m = v;
+    if (k < 4) {
+        double m = INFINITY;
+        for (int64_t j = 0; j < k; j++) m = MIN(m, POSITIVE_OR_INF(row[j]));
+        return m;
     }
-    return m;
+    double m0 = INFINITY, m1 = INFINITY, m2 = INFINITY, m3 = INFINITY;
+    for (int64_t j = 0; j < k; j += 4) {
+        m0 = MIN(m0, POSITIVE_OR_INF(row[j]));
+        m1 = MIN(m1, POSITIVE_OR_INF(row[j + 1]));
+        m2 = MIN(m2, POSITIVE_OR_INF(row[j + 2]));
+        m3 = MIN(m3, POSITIVE_OR_INF(row[j + 3]));
+    }
+    return MIN(MIN(m0, m1), MIN(m2, m3));
 }
 
 static double row_min(const double *row, int64_t k) {
-    double m = row[0];
-    for (int64_t j = 1; j < k; j++) {
-        if (row[j] < m) m = row[j];
+    if (k < 4) return k == 2 ? MIN(row[0], row[1]) : row[0];
+    double m0 = row[0], m1 = row[1], m2 = row[2], m3 = row[3];
+    for (int64_t j = 4; j < k; j += 4) {
+        m0 = MIN(m0, row[j]);
+        m1 = MIN(m1, row[j + 1]);
+        m2 = MIN(m2, row[j + 2]);
+        m3 = MIN(m3, row[j + 3]);
     }
-    return m;
+    return MIN(MIN(m0, m1), MIN(m2, m3));
 }
 
 /* Recompute node `node` of level `level + 1` from its children (sums, and minima when mins is not NULL). */
@@ -129,24 +149,38 @@ int64_t tree_update(double *const *sums, double *const *mins, int64_t depth, int
 }
 
 /* The first child of a row whose sequential cumulative sum exceeds the mass: sets *before to the sum of the children
-   before it. When none does (rounding put the mass at or past the row's total), the mass is first lowered to the
-   largest float below that total, as the numpy walk does before its comparison (a no-op for a mass below it). */
+   before it. The cumulative sums never decrease, so that child's index is the number of them that do not exceed the
+   mass, and the sum before it is the last of those (0 when there is none): counted without branches, whose outcome
+   is random. When every sum is at or below the mass (rounding put it at or past the row's total), the mass is first
+   lowered to the largest float below that total, as the numpy walk does before its comparison (a no-op for a mass
+   below it). */
+static int64_t count_not_past(const double *row, int64_t k, double limit, double *total, double *below) {
+    double cumulative = 0.0, last_not_past = 0.0;
+    int64_t count = 0;
+    for (int64_t j = 0; j < k; j++) {
+        cumulative += row[j];
+        int64_t not_past = cumulative <= limit;
+        count += not_past;
+        last_not_past = not_past ? cumulative : last_not_past;
+    }
+    *total = cumulative;
+    *below = last_not_past;
+    return count;
+}
+
 static int64_t choose_child(const double *row, int64_t k, double *mass, double *before) {
-    double cumulative = 0.0, previous = 0.0;
-    for (int64_t j = 0; j < k; j++) {
-        previous = cumulative;
-        cumulative += row[j];
-        if (cumulative > *mass) { *before = previous; return j; }
+    double total, below;
+    int64_t chosen = count_not_past(row, k, *mass, &total, &below);
+    if (chosen == k) {
+        *mass = nextafter(total, 0.0);
+        chosen = count_not_past(row, k, *mass, &total, &below);
+        if (chosen == k) {  /* (a row without mass: unreachable on a walk, whose rows have positive mass) */
+            *before = 0.0;
+            return 0;
+        }
     }
-    *mass = nextafter(cumulative, 0.0);
-    cumulative = 0.0;
-    for (int64_t j = 0; j < k; j++) {
-        previous = cumulative;
-        cumulative += row[j];
-        if (cumulative > *mass) { *before = previous; return j; }
-    }
-    *before = 0.0;
-    return 0;  /* (as argmax of no match; unreachable: a row on the walk has positive mass) */
+    *before = below;
+    return chosen;
 }
 
 /* Ask for the cache lines of a row of k children (read in the next pass over the masses). */
@@ -167,11 +201,15 @@ void tree_find(double *const *sums, int64_t depth, int64_t shift, const double *
     for (int64_t i = 0; i < n; i++) {
         double mass = masses[i];
         if (mass > below_total) mass = below_total;
-        int64_t low = 0, high = extent;
-        while (low < high) {  /* the first top node whose end exceeds the mass (searchsorted, side="right") */
-            int64_t middle = low + (high - low) / 2;
-            if (ends[middle] <= mass) low = middle + 1; else high = middle;
+        /* The first top node whose end exceeds the mass (searchsorted, side="right"): the answer is in
+           [low, low + left]; halving that range with a select, not a branch (the comparisons are random) */
+        int64_t low = 0, left = extent;
+        while (left > 1) {
+            int64_t half = left / 2;
+            low = ends[low + half - 1] <= mass ? low + half : low;
+            left -= half;
         }
+        low += ends[low] <= mass;
         found[i] = low;
         masses[i] = mass - before[low];
         if (depth > 0) prefetch_row(sums[depth - 1] + (low << shift), k);

@@ -139,6 +139,9 @@ class PriorityTree:
             self._n_parents_address = self._n_parents.ctypes.data
             self._cumulative_address = self._cumulative.ctypes.data
             self._ends_address = self._ends.ctypes.data
+            # Staging arrays for the kernels' inputs and outputs, made once with their addresses: reading an
+            # array's address (`ndarray.ctypes.data`) costs about a microsecond, copying 256 numbers a fraction of it
+            self._staging = _Staging(self._SCRATCH_LIMIT)
 
     def _load_kernels(self) -> Any:
         if self.native is False:
@@ -259,11 +262,18 @@ class PriorityTree:
 
     def _update_native(self, indices: np.ndarray, priorities: Any) -> None:
         """``update`` with the C kernels (the same values at the leaves, minima and extent; see the module docstring)."""
-        indices = np.ascontiguousarray(indices.reshape(-1))
-        priorities = np.asarray(priorities, dtype=np.float64)
-        if priorities.shape != indices.shape:  # (a scalar, as numpy's assignment broadcasts it)
-            priorities = np.broadcast_to(priorities, indices.shape)
-        priorities = np.ascontiguousarray(priorities)
+        indices = indices.reshape(-1)
+        n = len(indices)
+        staging = self._staging
+        if n <= staging.size:
+            # (copied into arrays whose addresses are known: a scalar priority is broadcast, as numpy's assignment does)
+            staging.indices[:n] = indices
+            staging.priorities[:n] = priorities
+            indices_address, priorities_address = staging.indices_address, staging.priorities_address
+        else:
+            indices = np.ascontiguousarray(indices)
+            priorities = np.ascontiguousarray(np.broadcast_to(np.asarray(priorities, dtype=np.float64), indices.shape))
+            indices_address, priorities_address = indices.ctypes.data, priorities.ctypes.data
         largest = self._kernels.tree_update(
             self._sum_pointers,
             self._min_pointers,
@@ -271,9 +281,9 @@ class PriorityTree:
             self._shift,
             self.capacity,
             self._n_parents_address,
-            indices.ctypes.data,
-            priorities.ctypes.data,
-            len(indices),
+            indices_address,
+            priorities_address,
+            n,
         )
         if largest < 0:
             raise IndexError(
@@ -381,9 +391,23 @@ class PriorityTree:
 
     def _find_native(self, mass: np.ndarray, values: bool) -> tuple[np.ndarray, np.ndarray | None]:
         """``find`` with the C kernels: the same walk, the same sequential sums, so the same leaves."""
-        mass = np.array(mass, dtype=np.float64).reshape(-1)  # (a copy: the kernel overwrites it)
-        found = np.empty(len(mass), dtype=np.int64)
-        priorities = np.empty(len(mass)) if values else None
+        mass = mass.reshape(-1)
+        n = len(mass)
+        staging = self._staging
+        if n <= staging.size:
+            # The kernel overwrites the masses: it works on the staging copy, and its outputs are copied out (the
+            # caller keeps them)
+            staging.masses[:n] = mass
+            masses_address, found_address = staging.masses_address, staging.found_address
+            values_address = staging.values_address
+        else:
+            staging = _Staging(n)
+            staging.masses[:] = mass
+            masses_address, found_address, values_address = (
+                staging.masses_address,
+                staging.found_address,
+                staging.values_address,
+            )
         self._kernels.tree_find(
             self._sum_pointers,
             self.depth,
@@ -392,12 +416,12 @@ class PriorityTree:
             self._cumulative_address,
             self._extent,
             self._below_total,
-            mass.ctypes.data,
-            len(mass),
-            found.ctypes.data,
-            None if priorities is None else priorities.ctypes.data,
+            masses_address,
+            n,
+            found_address,
+            values_address if values else None,
         )
-        return found, priorities
+        return staging.found[:n].copy(), (staging.values[:n].copy() if values else None)
 
     def __getstate__(self) -> dict[str, Any]:
         # Only the leaves are saved: the inner nodes are rebuilt on load, bit for bit the same (see the class docstring)
@@ -413,6 +437,24 @@ class PriorityTree:
         self._allocate()
         self._sums[0][: self.capacity] = leaves
         self.rebuild()
+
+
+class _Staging:
+    """Arrays the C kernels read and write, with their addresses (taken once): ``size`` masses, leaf indices and
+    priorities."""
+
+    def __init__(self, size: int):
+        self.size = size
+        self.masses = np.empty(size)
+        self.found = np.empty(size, dtype=np.int64)
+        self.values = np.empty(size)
+        self.indices = np.empty(size, dtype=np.int64)
+        self.priorities = np.empty(size)
+        self.masses_address = self.masses.ctypes.data
+        self.found_address = self.found.ctypes.data
+        self.values_address = self.values.ctypes.data
+        self.indices_address = self.indices.ctypes.data
+        self.priorities_address = self.priorities.ctypes.data
 
 
 def priorities_from_td_errors(td_errors: np.ndarray, kind: str, alpha: float, eps: float | None = None) -> np.ndarray:

@@ -751,7 +751,8 @@ def test_native_and_numpy_trees_find_the_same_leaves(capacity, branching, top_si
     """Built by their own updates (small batches with repeated indices, and whole levels), the C kernels' tree and the
     numpy tree hold the same leaves and minima, and inner sums equal to float64 rounding (each sums a node's children
     in its own order). Given the same inner sums, both walks return the same leaves and priorities, bit for bit, at
-    random masses, at every boundary between leaves and just below it, at 0 and at or past the total."""
+    random masses, at every boundary between leaves and between top nodes and just below them, at 0 and at or past the
+    total."""
     _require_kernels()
     rng = np.random.default_rng(capacity + 7)
     priorities = _priorities_with_zeros_and_ties(capacity, branching, rng)
@@ -784,7 +785,11 @@ def test_native_and_numpy_trees_find_the_same_leaves(capacity, branching, top_si
     cumulative = np.cumsum(priorities)
     boundaries = np.unique(cumulative[:-1])
     ends = [0.0, np.nextafter(total, 0.0), total, 2 * total]
-    masses = np.concatenate([rng.random(20_000) * total, boundaries, np.nextafter(boundaries, 0.0), ends])
+    # (the ends of the top level's nodes, as the tree sums them: the binary search's ties)
+    top_ends = by_numpy._ends[: by_numpy._extent]
+    masses = np.concatenate(
+        [rng.random(20_000) * total, boundaries, np.nextafter(boundaries, 0.0), top_ends, np.nextafter(top_ends, 0.0), ends]
+    )
     masses = masses[masses >= 0]
     found, values = by_kernels.find(masses)
     reference, reference_values = by_numpy.find(masses)
