@@ -802,6 +802,32 @@ def test_native_and_numpy_trees_find_the_same_leaves(capacity, branching, top_si
     np.testing.assert_array_equal(by_kernels.find(single)[0], by_numpy.find(single)[0])
 
 
+def test_native_tree_takes_batches_larger_than_its_staging_arrays():
+    """Updates and walks of more entries than the kernels' staging arrays hold (their own arrays then) give what the
+    numpy tree gives; a scalar priority is broadcast, and priorities of the wrong length are refused."""
+    _require_kernels()
+    rng = np.random.default_rng(5)
+    by_kernels = PriorityTree(20_000, track_min=True, native=True)
+    by_numpy = PriorityTree(20_000, track_min=True, native=False)
+    large = by_kernels._staging.size + 904
+    indices, priorities = rng.integers(0, 20_000, size=large), rng.exponential(size=large)
+    for tree in (by_kernels, by_numpy):
+        tree.update(indices, priorities)
+        tree.update(np.arange(10), 2.5)
+    np.testing.assert_array_equal(by_kernels.leaves, by_numpy.leaves)
+    assert by_kernels.min_positive == by_numpy.min_positive
+    for level in range(1, len(by_numpy._sums)):  # (the walks alone, on the same inner sums)
+        by_kernels._sums[level][:] = by_numpy._sums[level]
+    by_kernels._top_stale = True
+    masses = rng.random(large) * by_numpy.total
+    found, values = by_kernels.find(masses)
+    reference, reference_values = by_numpy.find(masses)
+    np.testing.assert_array_equal(found, reference)
+    np.testing.assert_array_equal(values, reference_values)
+    with pytest.raises(ValueError, match="broadcast"):
+        by_kernels.update(np.arange(5), [1.0, 2.0])
+
+
 def test_native_update_refuses_indices_out_of_range_and_writes_nothing():
     """The kernels check every index before writing (numpy's fancy indexing would wrap negative ones and accept the
     padding past the capacity)."""
