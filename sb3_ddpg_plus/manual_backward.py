@@ -511,7 +511,10 @@ class ManualBackward:
 
     @staticmethod
     def _features(observations: th.Tensor) -> th.Tensor:
-        # FlattenExtractor on a flat Box: what Actor/Critic compute
+        # FlattenExtractor on a flat Box: what Actor/Critic compute. A float32 batch of vectors (what the buffer
+        # samples) is returned as is, which is what both calls return for it, without their two dispatches
+        if observations.dtype is th.float32 and observations.dim() == 2:
+            return observations
         return observations.float().flatten(1)
 
     @without_grad
