@@ -8,7 +8,7 @@ a few microseconds.
 
 The walk's comparisons (which top node, which child) are random, so the kernels count and select instead of
 branching: with branches, mispredictions made a walk of 256 fresh masses through a tree of 100k leaves about twice as
-slow (measured about 70 us against 35 us here). The outputs and inputs go through staging arrays of the tree whose
+slow on the machine this was written on. The outputs and inputs go through staging arrays of the tree whose
 addresses are taken once (:class:`~sb3_ddpg_plus.priorities.PriorityTree`).
 
 How: the C source below is compiled with the machine's C compiler (``$CC``, else ``cc``, ``gcc`` or ``clang``) into a
