@@ -71,37 +71,21 @@ static double row_sum(const double *row, int64_t k) {
     return (s0 + s1) + (s2 + s3);
 }
 
-/* Smallest positive leaf of a row (0 means "not sampleable"; +inf when none). With selects rather than branches
-   (the comparisons are random: a branch would be mispredicted half the time) and four running minima (a minimum is
-   exact in any order; one chain would wait on each comparison). */
-#define POSITIVE_OR_INF(v) ((v) > 0.0 ? (v) : INFINITY)
-#define MIN(a, b) ((b) < (a) ? (b) : (a))
+/* Smallest positive leaf of a row (0 means "not sampleable"; +inf when none), with selects rather than branches
+   (the comparisons are random: a branch would be mispredicted half the time). */
 static double row_min_positive(const double *row, int64_t k) {
-    if (k < 4) {
-        double m = INFINITY;
-        for (int64_t j = 0; j < k; j++) m = MIN(m, POSITIVE_OR_INF(row[j]));
-        return m;
+    double m = INFINITY;
+    for (int64_t j = 0; j < k; j++) {
+        double v = row[j] > 0.0 ? row[j] : INFINITY;
+        m = v < m ? v : m;
     }
-    double m0 = INFINITY, m1 = INFINITY, m2 = INFINITY, m3 = INFINITY;
-    for (int64_t j = 0; j < k; j += 4) {
-        m0 = MIN(m0, POSITIVE_OR_INF(row[j]));
-        m1 = MIN(m1, POSITIVE_OR_INF(row[j + 1]));
-        m2 = MIN(m2, POSITIVE_OR_INF(row[j + 2]));
-        m3 = MIN(m3, POSITIVE_OR_INF(row[j + 3]));
-    }
-    return MIN(MIN(m0, m1), MIN(m2, m3));
+    return m;
 }
 
 static double row_min(const double *row, int64_t k) {
-    if (k < 4) return k == 2 ? MIN(row[0], row[1]) : row[0];
-    double m0 = row[0], m1 = row[1], m2 = row[2], m3 = row[3];
-    for (int64_t j = 4; j < k; j += 4) {
-        m0 = MIN(m0, row[j]);
-        m1 = MIN(m1, row[j + 1]);
-        m2 = MIN(m2, row[j + 2]);
-        m3 = MIN(m3, row[j + 3]);
-    }
-    return MIN(MIN(m0, m1), MIN(m2, m3));
+    double m = row[0];
+    for (int64_t j = 1; j < k; j++) m = row[j] < m ? row[j] : m;
+    return m;
 }
 
 /* Recompute node `node` of level `level + 1` from its children (sums, and minima when mins is not NULL). */

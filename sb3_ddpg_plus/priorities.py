@@ -264,16 +264,11 @@ class PriorityTree:
         """``update`` with the C kernels (the same values at the leaves, minima and extent; see the module docstring)."""
         indices = indices.reshape(-1)
         n = len(indices)
-        staging = self._staging
-        if n <= staging.size:
-            # (copied into arrays whose addresses are known: a scalar priority is broadcast, as numpy's assignment does)
-            staging.indices[:n] = indices
-            staging.priorities[:n] = priorities
-            indices_address, priorities_address = staging.indices_address, staging.priorities_address
-        else:
-            indices = np.ascontiguousarray(indices)
-            priorities = np.ascontiguousarray(np.broadcast_to(np.asarray(priorities, dtype=np.float64), indices.shape))
-            indices_address, priorities_address = indices.ctypes.data, priorities.ctypes.data
+        # (copied into arrays whose addresses are known, the tree's own unless the batch is larger; a scalar priority
+        # is broadcast, as numpy's assignment does, and one of another length is refused)
+        staging = self._staging if n <= self._staging.size else _Staging(n)
+        staging.indices[:n] = indices
+        staging.priorities[:n] = priorities
         largest = self._kernels.tree_update(
             self._sum_pointers,
             self._min_pointers,
@@ -281,8 +276,8 @@ class PriorityTree:
             self._shift,
             self.capacity,
             self._n_parents_address,
-            indices_address,
-            priorities_address,
+            staging.indices_address,
+            staging.priorities_address,
             n,
         )
         if largest < 0:
@@ -393,21 +388,10 @@ class PriorityTree:
         """``find`` with the C kernels: the same walk, the same sequential sums, so the same leaves."""
         mass = mass.reshape(-1)
         n = len(mass)
-        staging = self._staging
-        if n <= staging.size:
-            # The kernel overwrites the masses: it works on the staging copy, and its outputs are copied out (the
-            # caller keeps them)
-            staging.masses[:n] = mass
-            masses_address, found_address = staging.masses_address, staging.found_address
-            values_address = staging.values_address
-        else:
-            staging = _Staging(n)
-            staging.masses[:] = mass
-            masses_address, found_address, values_address = (
-                staging.masses_address,
-                staging.found_address,
-                staging.values_address,
-            )
+        # The kernel overwrites the masses: it works on a staging copy (the tree's own unless the batch is larger),
+        # and its outputs are copied out (the caller keeps them)
+        staging = self._staging if n <= self._staging.size else _Staging(n)
+        staging.masses[:n] = mass
         self._kernels.tree_find(
             self._sum_pointers,
             self.depth,
@@ -416,10 +400,10 @@ class PriorityTree:
             self._cumulative_address,
             self._extent,
             self._below_total,
-            masses_address,
+            staging.masses_address,
             n,
-            found_address,
-            values_address if values else None,
+            staging.found_address,
+            staging.values_address if values else None,
         )
         return staging.found[:n].copy(), (staging.values[:n].copy() if values else None)
 
