@@ -40,7 +40,7 @@ from sb3_ddpg_plus.policies import (
     MultiInputPolicy,
     ddpg_policy_kwargs,
 )
-from sb3_ddpg_plus.train_utils import LossSums, ReplayBatches, critic_loss_fn, frozen
+from sb3_ddpg_plus.train_utils import LossSums, ReplayBatches, critic_loss_fn, detached, frozen, min_over_critics
 from sb3_ddpg_plus.validation import (
     check_action_space,
     check_actor_critic_policy,
@@ -375,8 +375,7 @@ class DDPGPlus(SaveLoadMixin, OffPolicyAlgorithm):
                     next_actions = (next_actions + noise).clamp_(-1, 1)
 
                 # Compute the next Q-values: min over all critics targets
-                next_q_values = th.cat(critic_target(replay_data.next_observations, next_actions), dim=1)
-                next_q_values, _ = th.min(next_q_values, dim=1, keepdim=True)
+                next_q_values = min_over_critics(critic_target(replay_data.next_observations, next_actions))
                 target_q_values = replay_data.rewards + (1 - replay_data.dones) * discounts * next_q_values
 
             weights = getattr(replay_data, "weights", None)
@@ -406,7 +405,7 @@ class DDPGPlus(SaveLoadMixin, OffPolicyAlgorithm):
                     td_errors=prioritized is not None,
                 )
             self._check_finite("critic_loss", critic_loss)
-            losses.add_critic(critic_loss.detach(), current_q1)
+            losses.add_critic(detached(critic_loss), current_q1)
             self.critic.optimizer.step()
             if td_errors is not None:
                 self.replay_buffer.update_priorities(replay_data.indices, td_errors)  # type: ignore[union-attr,attr-defined]
@@ -426,7 +425,7 @@ class DDPGPlus(SaveLoadMixin, OffPolicyAlgorithm):
                 else:
                     actor_loss = fast.actor_backward(replay_data.observations)
                 self._check_finite("actor_loss", actor_loss)
-                losses.add_actor(actor_loss.detach())
+                losses.add_actor(detached(actor_loss))
                 self.actor.optimizer.step()
 
                 self._fast.update_targets(self.tau)

@@ -35,6 +35,26 @@ def critic_loss_fn(current_q: th.Tensor, target_q: th.Tensor, weights: th.Tensor
     return per_sample.mean()
 
 
+def detached(tensor: th.Tensor) -> th.Tensor:
+    """
+    :param tensor: A loss
+    :return: The loss detached from autograd's graph; itself when it has none (the hand-written gradients), without
+        the dispatch of a ``detach()``
+    """
+    return tensor.detach() if tensor.requires_grad else tensor
+
+
+def min_over_critics(q_values: tuple[th.Tensor, ...] | list[th.Tensor]) -> th.Tensor:
+    """
+    :param q_values: Each target Q-network's values, ``(batch, 1)`` each
+    :return: Their minimum per sample, ``(batch, 1)``: the one network's values as they are when there is one (DDPG),
+        without the ``cat`` and ``min`` that give the same numbers
+    """
+    if len(q_values) == 1:
+        return q_values[0]
+    return th.min(th.cat(q_values, dim=1), dim=1, keepdim=True)[0]
+
+
 class frozen:
     """
     Context manager: the parameters do not require gradients inside it, and do again after it.
@@ -117,6 +137,7 @@ class ReplayBatches:
             per_sample = batch_size * sample_bytes(replay_buffer.observation_space, replay_buffer.action_space)
             self.steps_per_sample = max(1, min(gradient_steps, SAMPLE_CHUNK_BYTES // max(1, per_sample)))
         self.chunk: Any = None
+        self.batches: list[Any] = []
         self.offset = 0
 
     def next(self) -> Any:
@@ -125,12 +146,13 @@ class ReplayBatches:
             steps = min(self.steps_per_sample, self.remaining)
             self.chunk = self.replay_buffer.sample(self.batch_size * steps, env=self.vec_normalize_env)
             self.offset = 0
+            # One split per field and chunk instead of one slice per field and gradient step
+            self.batches = split_samples(self.chunk, self.batch_size) if self.steps_per_sample > 1 else []
         self.remaining -= 1
-        start = self.offset * self.batch_size
         self.offset += 1
         if self.steps_per_sample == 1:
             return self.chunk
-        return slice_samples(self.chunk, start, self.batch_size)
+        return self.batches[self.offset - 1]
 
 
 def sample_bytes(observation_space: spaces.Space, action_space: spaces.Space) -> int:
@@ -144,20 +166,28 @@ def sample_bytes(observation_space: spaces.Space, action_space: spaces.Space) ->
     return 2 * obs_bytes + 4 * int(np.prod(action_space.shape or ())) + 16
 
 
-def slice_samples(data: Any, start: int, length: int) -> Any:
+def split_samples(data: Any, length: int) -> list[Any]:
     """
     :param data: A batch (a NamedTuple of tensors; observations may be dicts, discounts may be None)
-    :param start: First sample
-    :param length: Number of samples
-    :return: The samples ``[start, start + length)`` as the same NamedTuple
+    :param length: Samples per part (the last part may be shorter)
+    :return: The consecutive parts ``[0, length), [length, 2 length), ...`` of ``data``, each the same NamedTuple of
+        views (one ``split`` per tensor instead of one slice per tensor and part)
     """
-    end = start + length
+    n_parts = -(-len(data.rewards) // length)
+
+    def parts(value: Any) -> Any:
+        if isinstance(value, th.Tensor):
+            return value.split(length)
+        # (a custom buffer's arrays: sliced)
+        return [value[idx * length : (idx + 1) * length] for idx in range(n_parts)]
+
     fields: list[Any] = []
     for value in data:
         if value is None:
-            fields.append(None)
+            fields.append([None] * n_parts)
         elif isinstance(value, dict):
-            fields.append({key: tensor[start:end] for key, tensor in value.items()})
+            split = {key: parts(tensor) for key, tensor in value.items()}
+            fields.append([{key: split[key][idx] for key in value} for idx in range(n_parts)])
         else:
-            fields.append(value[start:end])
-    return type(data)(*fields)
+            fields.append(parts(value))
+    return [type(data)(*values) for values in zip(*fields, strict=True)]

@@ -183,3 +183,26 @@ def test_sample_chunking_does_not_change_training(monkeypatch):
     one_sample, per_step = trained(1 << 30), trained(1)
     for a, b in zip(one_sample.policy.parameters(), per_step.policy.parameters(), strict=True):
         assert th.equal(a, b)
+
+
+def test_split_samples_gives_the_slices_of_each_field():
+    """The parts of a chunk: each field's consecutive slices, for dict observations, missing fields and arrays too."""
+    from stable_baselines3.common.type_aliases import DictReplayBufferSamples
+
+    from sb3_ddpg_plus.train_utils import split_samples
+
+    n, length = 10, 4
+    obs = {"a": th.arange(n * 2.0).reshape(n, 2), "b": th.arange(n * 1.0).reshape(n, 1)}
+    dones = np.arange(n * 1.0).reshape(n, 1)  # a custom buffer's array
+    data = DictReplayBufferSamples(obs, th.arange(n * 3.0).reshape(n, 3), obs, dones, th.ones(n, 1))
+    assert data.discounts is None
+    parts = split_samples(data, length)
+    assert [len(part.rewards) for part in parts] == [4, 4, 2]
+    for idx, part in enumerate(parts):
+        window = slice(idx * length, (idx + 1) * length)
+        assert type(part) is DictReplayBufferSamples and part.discounts is None
+        assert all(th.equal(part.observations[key], obs[key][window]) for key in obs)
+        assert all(th.equal(part.next_observations[key], obs[key][window]) for key in obs)
+        assert th.equal(part.actions, data.actions[window])
+        assert np.array_equal(part.dones, dones[window])
+        assert th.equal(part.rewards, data.rewards[window])
