@@ -81,7 +81,11 @@ def test_profiles_are_consistent():
     standard = {e.env: e for e in PROFILES["standard"].entries}
     assert standard["Pendulum-v1"].budget == 20_000 and len(standard["Pendulum-v1"].seeds) >= 5
     assert len(standard["MountainCarContinuous-v0"].seeds) >= 5
-    assert sum("Bullet" in env and len(e.seeds) >= 3 for env, e in standard.items()) >= 2
+    evidence = [e for e in PROFILES["evidence"].entries if "Bullet" in e.env]
+    assert len({e.env for e in evidence}) >= 2 and all(e.budget == 100_000 and len(e.seeds) >= 3 for e in evidence)
+    for env in {e.env for e in evidence}:
+        algos_here = {algo for e in evidence if e.env == env for algo in e.algos}
+        assert {"sb3_ddpg", "sb3_td3", "ddpg_plus", "ddpg_plus_recommended"} <= algos_here
 
 
 def _tiny_task(algo: str, seed: int = 0) -> runner.Task:
