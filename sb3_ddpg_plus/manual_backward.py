@@ -35,7 +35,7 @@ from torch import nn
 from torch.nn import functional as F
 from torch.nn.modules import module as _torch_module
 
-from sb3_ddpg_plus.matmul import is_skinny, linear, matmul, skinny_rows
+from sb3_ddpg_plus.matmul import is_skinny, linear, matmul, transposed_linear
 from sb3_ddpg_plus.policies import Actor, Critic, has_global_hooks
 
 # Derivative of each supported hidden activation, from its output (the kernels autograd's ReLU and Tanh backward
@@ -127,9 +127,10 @@ class PlainMLP:
         self.weights = [layer.weight for layer in self.linears]
         self.biases = [layer.bias for layer in self.linears]
         self.skinny_weight_grad = [is_skinny(layer.out_features, layer.in_features) for layer in self.linears]
-        # From how many rows each layer's product is computed transposed (matmul.linear's choice, made here with one
-        # comparison: the inputs are 2-D and every layer has a bias)
-        self._skinny_rows = [skinny_rows(layer.out_features) for layer in self.linears]
+        # Per batch size: which layers' products are computed transposed (matmul.transposed_linear, looked up once per
+        # batch size: the inputs are 2-D and every layer has a bias)
+        self._transposed: dict[int, list[bool]] = {}
+        self._not_transposed = [False] * len(self.linears)
         self._activation_forward = _ACTIVATION_FORWARD[self.activation]
         self._activation_backward = _ACTIVATION_BACKWARD[self.activation]
 
@@ -179,6 +180,20 @@ class PlainMLP:
         activation = kinds.pop() if kinds else nn.ReLU
         return cls(linears, activation, squash, norms)  # type: ignore[arg-type]
 
+    def _orientation(self, inputs: th.Tensor) -> list[bool]:
+        """:return: Whether each layer's product is computed transposed for these inputs (never for other than 2-D)"""
+        if inputs.dim() != 2:
+            return self._not_transposed
+        return self._transposed.get(inputs.shape[0]) or self._transposed_layers(inputs.shape[0])
+
+    def _transposed_layers(self, rows: int) -> list[bool]:
+        """:return: For a batch of ``rows`` 2-D inputs, whether each layer's product is computed transposed"""
+        transposed = self._transposed.get(rows)
+        if transposed is None:
+            transposed = [transposed_linear(rows, layer.in_features, layer.out_features) for layer in self.linears]
+            self._transposed[rows] = transposed
+        return transposed
+
     def parameters(self) -> list[th.Tensor]:
         params = [param for pair in zip(self.weights, self.biases, strict=True) for param in pair]
         return params + [param for norm in self.norms or () if norm is not None for param in (norm.weight, norm.bias)]
@@ -193,11 +208,11 @@ class PlainMLP:
         activation = self._activation_forward
         outputs = [inputs]
         last = len(self.weights) - 1
-        rows = inputs.shape[0] if inputs.dim() == 2 else -1
         x = inputs
-        for idx, (weight, bias, skinny_from) in enumerate(zip(self.weights, self.biases, self._skinny_rows, strict=True)):
-            # matmul.linear(x, weight, bias), inlined
-            x = th.addmm(bias.unsqueeze(1), weight, x.t()).t() if rows >= skinny_from else F.linear(x, weight, bias)
+        for idx, (weight, bias, transposed) in enumerate(
+            zip(self.weights, self.biases, self._orientation(inputs), strict=True)
+        ):
+            x = th.addmm(bias.unsqueeze(1), weight, x.t()).t() if transposed else F.linear(x, weight, bias)
             if idx < last:
                 x = activation(x)
             elif self.squash:
@@ -237,12 +252,12 @@ class PlainMLP:
         """
         activation = self._activation_forward
         last = len(self.weights) - 1
-        rows = inputs.shape[0] if inputs.dim() == 2 else -1
         norms = self.norms if self.has_norms else None
         x = inputs
-        for idx, (weight, bias, skinny_from) in enumerate(zip(self.weights, self.biases, self._skinny_rows, strict=True)):
-            # matmul.linear(x, weight, bias), inlined
-            x = th.addmm(bias.unsqueeze(1), weight, x.t()).t() if rows >= skinny_from else F.linear(x, weight, bias)
+        for idx, (weight, bias, transposed) in enumerate(
+            zip(self.weights, self.biases, self._orientation(inputs), strict=True)
+        ):
+            x = th.addmm(bias.unsqueeze(1), weight, x.t()).t() if transposed else F.linear(x, weight, bias)
             if idx < last:
                 if norms is not None and (norm := norms[idx]) is not None:
                     x = F.layer_norm(x, norm.normalized_shape, norm.weight, norm.bias, norm.eps)

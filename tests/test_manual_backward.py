@@ -254,3 +254,52 @@ def test_matmul_orientation_gives_the_same_product(rows, inner, columns):
     assert th.allclose(matmul(left, right), left @ right, atol=1e-5)
     assert th.allclose(linear(left, right.t(), bias), F.linear(left, right.t(), bias), atol=1e-5)
     assert th.allclose(linear(left, right.t(), None), F.linear(left, right.t()), atol=1e-5)
+
+
+def test_transposed_linear_follows_the_rule_and_probes_large_layers_once(monkeypatch):
+    import sb3_ddpg_plus.matmul as matmul_module
+
+    calls = []
+
+    def probe(rows, in_features, out_features):
+        calls.append((rows, in_features, out_features))
+        return True
+
+    monkeypatch.setattr(matmul_module, "_probed", {})
+    monkeypatch.setattr(matmul_module, "_probe_transposed", probe)
+    assert matmul_module.transposed_linear(256, 64, 6)  # skinny: always transposed, no probe
+    assert not matmul_module.transposed_linear(256, 64, 64)  # small: never, no probe
+    assert matmul_module.transposed_linear(256, 400, 300) and matmul_module.transposed_linear(256, 400, 300)
+    assert calls == [(256, 400, 300)]  # probed once
+
+
+def test_probe_leaves_the_global_random_stream_and_returns_a_choice():
+    from sb3_ddpg_plus.matmul import _probe_transposed
+
+    th.manual_seed(3)
+    expected = th.rand(4)
+    th.manual_seed(3)
+    choice = _probe_transposed(128, 256, 128, rounds=2)
+    assert isinstance(choice, bool)
+    assert th.equal(th.rand(4), expected)
+
+
+@pytest.mark.parametrize("transposed", [False, True])
+def test_either_orientation_of_large_layers_trains_the_same(monkeypatch, transposed):
+    """Whatever the probe picks for large layers, forward values and training are those of F.linear."""
+    import sb3_ddpg_plus.matmul as matmul_module
+
+    def trained(force):
+        monkeypatch.setattr(matmul_module, "_probed", {})
+        monkeypatch.setattr(matmul_module, "PROBE_MIN_FLOPS", 0)
+        monkeypatch.setattr(matmul_module, "_probe_transposed", lambda *_: force)
+        model = DDPGPlus(
+            "MlpPolicy", "Pendulum-v1", learning_starts=64, batch_size=32, seed=0, policy_kwargs=dict(net_arch=[32, 24])
+        )
+        model.learn(150)
+        assert model._fast.manual is not None and model._fast.manual.actor._transposed[32] == [force] * 3
+        return model
+
+    reference, model = trained(False), trained(transposed)
+    for param, ref in zip(model.policy.parameters(), reference.policy.parameters(), strict=True):
+        th.testing.assert_close(param, ref, rtol=TOL, atol=TOL)
