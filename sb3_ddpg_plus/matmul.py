@@ -7,10 +7,10 @@ The transposed product gives the same values (it is the same sum of products) as
 elementwise operations and further products accept as is. One output column goes to a fast matrix-vector kernel
 already.
 
-For large layers the better orientation depends on the shape and the BLAS (one-thread MKL on an AMD EPYC: a
-256 x 400 @ 400 x 300 product ~7% faster transposed, 256 x 256 @ 256 x 400 ~15% slower): :func:`transposed_linear`
-times both once per shape and process, and takes the transposed one only when it is faster and gives the same bits,
-so that a seeded run trains the same whatever the timings.
+For large layers the better orientation depends on the shape and the BLAS (one-thread MKL on this project's AMD EPYC
+ran a 256 x 400 @ 400 x 300 product a few percent faster transposed, a 256 x 256 @ 256 x 400 one slower):
+:func:`transposed_linear` times both once per shape and process, and takes the transposed one only when it is clearly
+faster and gives the same bits, so that a seeded run trains the same whatever the timings.
 """
 
 import time
@@ -25,15 +25,6 @@ def is_skinny(rows: int, columns: int) -> bool:
     :return: Whether ``rows x columns`` is faster computed as the transpose of ``columns x rows``
     """
     return 2 <= columns <= 16 and rows >= 4 * columns
-
-
-def skinny_rows(columns: int) -> float:
-    """
-    :param columns: Columns of a product (a layer's output features)
-    :return: The fewest rows from which ``is_skinny(rows, columns)`` holds (infinite when it never does), so that
-        a loop over layers decides the orientation with one comparison
-    """
-    return 4 * columns if 2 <= columns <= 16 else float("inf")
 
 
 #: Products under this many FLOPs keep the fixed rule (a 64 x 64 layer's ~2 MFLOP): timing noise would exceed the gain
@@ -82,7 +73,8 @@ def _probe_transposed(rows: int, in_features: int, out_features: int, rounds: in
         if not th.equal(product(False), product(True)):
             # Another summation order: never chosen, so that seeded runs do not depend on timings
             return False
-        product(False), product(True)
+        for transposed in (False, True):  # warm-up
+            product(transposed)
         best = {False: float("inf"), True: float("inf")}
         for idx in range(rounds):
             for transposed in (False, True) if idx % 2 == 0 else (True, False):
