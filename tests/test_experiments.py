@@ -157,7 +157,8 @@ def test_committed_benchmark_runs_used_the_zoo_hyperparameters_read_now():
     from sb3_ddpg_plus.hyperparams import move_policy_options
 
     checked = 0
-    for path in sorted((RESULTS / "standard" / "runs").rglob("*.json")):
+    folders = [RESULTS / "standard", RESULTS / "retired" / "standard-pybullet-10k", RESULTS / "evidence"]
+    for path in sorted(path for folder in folders for path in (folder / "runs").rglob("*.json")):
         run = json.loads(path.read_text())
         if run["algo"] not in ALGOS or ALGOS[run["algo"]].tuned:
             continue
@@ -165,7 +166,7 @@ def test_committed_benchmark_runs_used_the_zoo_hyperparameters_read_now():
         # Records written before n_critics became a policy option hold it at the top level: the same configuration
         assert move_policy_options(expected) == move_policy_options(run["hyperparams"]), path
         checked += 1
-    assert checked >= 50
+    assert checked >= 150
 
 
 @pytest.mark.parametrize(
