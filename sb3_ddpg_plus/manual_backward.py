@@ -184,10 +184,7 @@ class PlainMLP:
         """:return: Whether each layer's product is computed transposed for these inputs (never for other than 2-D)"""
         if inputs.dim() != 2:
             return self._not_transposed
-        return self._transposed.get(inputs.shape[0]) or self._transposed_layers(inputs.shape[0])
-
-    def _transposed_layers(self, rows: int) -> list[bool]:
-        """:return: For a batch of ``rows`` 2-D inputs, whether each layer's product is computed transposed"""
+        rows = inputs.shape[0]
         transposed = self._transposed.get(rows)
         if transposed is None:
             transposed = [transposed_linear(rows, layer.in_features, layer.out_features) for layer in self.linears]

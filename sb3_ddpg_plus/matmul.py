@@ -92,6 +92,8 @@ def linear(inputs: th.Tensor, weight: th.Tensor, bias: th.Tensor | None) -> th.T
     :param bias: ``(out_features,)`` or ``None``
     :return: ``inputs @ weight.T + bias`` (``F.linear``), in the faster orientation
     """
+    # The fixed rule only, not transposed_linear's probe: this also runs on GPUs and under autograd, whose backward
+    # products the probe's bit-for-bit check of the forward product does not cover
     if bias is not None and inputs.dim() == 2 and is_skinny(inputs.shape[0], weight.shape[0]):
         return th.addmm(bias.unsqueeze(1), weight, inputs.t()).t()
     return th.nn.functional.linear(inputs, weight, bias)
