@@ -247,8 +247,11 @@ class TrainTimer:
     :param seed: Seed.
     :param steps: Gradient steps per measurement (K).
     :param autograd_only: DDPGPlus with ``manual_backward=False``.
-    :param compile_update: DDPGPlus with ``compile_update=True`` (the compilation is in the untimed first call; a
-        fallback to the eager update is an error here, so that it is never timed as the compiled one).
+    :param compile_update: DDPGPlus with ``compile_update=True`` and ``native_update=False`` (the compilation is in
+        the untimed first call; a fallback to the eager update is an error here, so that it is never timed as the
+        compiled one).
+    :param native_update: DDPGPlus with this ``native_update`` (``None``: its default, ``"auto"``); ``False`` times
+        the eager update.
     :param single_steps: Time K calls of one gradient step instead of one call of K.
     :param fill: Random-action transitions collected before timing.
     :param model: A model another ``TrainTimer`` already built and filled, to time the other form of ``train()`` on
@@ -264,6 +267,7 @@ class TrainTimer:
         steps: int,
         autograd_only: bool = False,
         compile_update: bool = False,
+        native_update: bool | str | None = None,
         single_steps: bool = False,
         fill: int = TRAIN_FILL,
         model: Any | None = None,
@@ -277,7 +281,10 @@ class TrainTimer:
             if autograd_only:
                 # DDPGPlus without its hand-written gradients (shows what they contribute)
                 model.manual_backward = False
+            if native_update is not None:
+                model.native_update = native_update
             if compile_update:
+                model.native_update = False  # (it would run first)
                 model.compile_update = True
                 warnings.filterwarnings("error", message="compile_update:")
             model.learn(fill)
@@ -777,6 +784,8 @@ RATIOS = (
     ("train", "ours", "sbx"),
     ("train", "ours", "floor"),
     ("train", "ours", "ours_autograd"),
+    ("train", "ours", "ours_eager"),
+    ("train_1step", "ours", "ours_eager"),
     ("train", "ours_compiled", "sbx"),
     ("train", "ours_compiled", "ours"),
     ("train_1step", "ours", "sb3"),
@@ -855,6 +864,13 @@ def run_case(
     floor_kwargs = dict(obs_dim=obs_dim, action_dim=action_dim, arch=list(arch), steps=train_steps, seed=seed)
     plan["train"]["floor"] = ("sb3", "floor", floor_kwargs)
     plan["train"]["ours_autograd"] = ("ours", "train", dict(train, autograd_only=True))
+    # DDPGPlus's eager update (native_update=False): what the C update contributes, in both forms of train()
+    plan["train"]["ours_eager"] = ("ours", "train", dict(train, native_update=False))
+    plan["train_1step"]["ours_eager"] = (
+        "ours",
+        "train",
+        dict(steps=train_steps, single_steps=True, model_of="train/ours_eager"),
+    )
     if compiled:
         plan["train"]["ours_compiled"] = ("ours", "train", dict(train, compile_update=True))
 
@@ -1035,9 +1051,9 @@ def shortfall_lines(report: dict[str, Any]) -> list[str]:
             lines.append(
                 f"- {where}, `train()` as one call of K vs SBX: an update costs DDPGPlus {ours_update:.0f} us"
                 f"{compiled} and SBX {sbx_update:.0f} us; its matrix products alone need {bound:.0f} us at the best GEMM "
-                f"rate measured here, so {ours_update - bound:.0f} us per update go to the other operations (element-wise "
-                f"work, Adam, the dispatch of each eager operation) against {sbx_update - bound:.0f} us in SBX's one "
-                "compiled program."
+                f"rate measured here, so {ours_update - bound:.0f} us per update go to the rest (element-wise work, "
+                "Adam, products below the best rate, the host side of a call) against "
+                f"{sbx_update - bound:.0f} us in SBX's one compiled program."
             )
     if not lines:
         return []
@@ -1116,7 +1132,9 @@ def render_markdown(report: dict[str, Any]) -> str:
         "Gaussian action noise 0.1, train_freq 1, gradient_steps 1, device cpu; each library in its own process, "
         f"pinned: {settings.get('pinning', 'not pinned')}; {settings['repeats']} alternated repeats (order flips each "
         "repeat, one process computes at a time), medians reported; ratios are medians of the per-repeat ratios "
-        "(range in brackets). Warm-up (first calls, JAX compilation) is excluded from every rate and reported at the end.",
+        "(range in brackets). Warm-up (first calls, JAX compilation) is excluded from every rate and reported at the end. "
+        'DDPGPlus runs with its defaults (`native_update="auto"`: its gradient steps as one C loop wherever it '
+        'applies, which is everywhere here; see the table "What the native update contributes").',
         *sbx_lines(report),
         "",
         *target_lines(report),
@@ -1189,6 +1207,29 @@ def render_markdown(report: dict[str, Any]) -> str:
             + f" | {format_ratio(case, 'train_ours_floor')} | {case['train_ratio_ours_gemm_bound']:.2f} "
             f"| {format_ratio(case, 'train_ours_ours_autograd')} |"
         )
+    native_cases = [case for case in report["cases"] if "ours_eager" in case["train_updates_per_s"]]
+    if native_cases:
+        lines += [
+            "",
+            "### What the native update contributes",
+            "",
+            'DDPGPlus runs with its defaults, so with `native_update="auto"`: the gradient steps of a `train()` call '
+            "as one C loop around PyTorch's own `sgemm` (`sb3_ddpg_plus/native_update.py`). DDPGPlus (eager) is the same "
+            "model with `native_update=False`: the hand-written update as eager PyTorch operations. Timed in the same "
+            "repeats; updates/s.",
+            "",
+            "| env | net_arch | K | one call of K: native | eager | native / eager "
+            "| K calls of one: native | eager | native / eager |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        for case in native_cases:
+            train, single = case["train_updates_per_s"], case["train_1step_updates_per_s"]
+            lines.append(
+                f"| {case['env']} | {arch_name(case['arch'])} | {case['train_steps']} | {train['ours']:.1f} "
+                f"| {train['ours_eager']:.1f} | {format_ratio(case, 'train_ours_ours_eager')} "
+                f"| {format_rate(single, 'ours')} | {format_rate(single, 'ours_eager')} "
+                f"| {format_ratio(case, 'train_1step_ours_ours_eager')} |"
+            )
     compiled_cases = [case for case in report["cases"] if "ours_compiled" in case["train_updates_per_s"]]
     if compiled_cases:
         sbx_cols = " | SBX DDPG | compiled / SBX" if "sbx" in libs else ""
@@ -1197,8 +1238,9 @@ def render_markdown(report: dict[str, Any]) -> str:
             "### The same with `compile_update=True`",
             "",
             "DDPGPlus's opt-in compiled update (`sb3_ddpg_plus/compiled_update.py`: the K steps as one `torch.compile`-d "
-            "scan over the hand-written update), timed in the same repeats; its compilation is the first call, in the "
-            "warm-up column (inductor's disk cache makes later processes faster).",
+            "scan over the hand-written update, with `native_update=False`), timed in the same repeats against DDPGPlus "
+            "with its defaults (the native update); its compilation is the first call, in the warm-up column "
+            "(inductor's disk cache makes later processes faster).",
             "",
             f"| env | net_arch | K | DDPGPlus | DDPGPlus compiled | compiled / DDPGPlus{sbx_cols} | compilation (s) |",
             "|---|---|---:|---:|---:|---:|" + ("---:|---:|" if sbx_cols else "") + "---:|",

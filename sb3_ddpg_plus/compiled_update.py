@@ -417,6 +417,11 @@ class CompiledUpdate:
     configuration.
     """
 
+    #: The constructor option that selects this path (in warnings)
+    option = "compile_update"
+    #: Calls with fewer whole groups of ``policy_delay`` steps than this run eagerly
+    min_groups = MIN_GROUPS
+
     def __init__(self) -> None:
         self._compiled: dict[UpdateConfig, Callable[..., th.Tensor]] = {}
         self._warned: set[str] = set()
@@ -432,7 +437,7 @@ class CompiledUpdate:
     def _fall_back(self, reason: str) -> None:
         if reason not in self._warned:
             self._warned.add(reason)
-            warnings.warn(f"compile_update: {reason}; using the eager update", stacklevel=3)
+            warnings.warn(f"{self.option}: {reason}; using the eager update", stacklevel=3)
 
     def run(self, model: Any, manual: ManualBackward | None, gradient_steps: int, batch_size: int) -> LossSums | None:
         """
@@ -455,13 +460,17 @@ class CompiledUpdate:
             return None
         return self._run(model, manual, gradient_steps, batch_size)
 
+    def _check_backend(self) -> None:
+        """:raises _Unsupported: When this torch cannot compile the update"""
+        if not callable(getattr(th, "compile", None)):
+            raise _Unsupported("this torch has no torch.compile")
+
     def _check(self, model: Any, manual: ManualBackward | None) -> None:
         if self._broken is not None:
             raise _Unsupported(self._broken)
         if manual is None:
             raise _Unsupported("the hand-written gradients do not apply to this policy or setting")
-        if not callable(getattr(th, "compile", None)):
-            raise _Unsupported("this torch has no torch.compile")
+        self._check_backend()
         if getattr(model.replay_buffer, "prioritized", None) is not None:
             raise _Unsupported("prioritized replay samples each step from the previous step's priorities")
         if model.check_numerics:
@@ -524,7 +533,7 @@ class CompiledUpdate:
             # first group and after the last run eagerly, as do calls with fewer than MIN_GROUPS groups
             lead = min((-model._n_updates) % cfg.policy_delay, steps)
             groups = (steps - lead) // cfg.policy_delay
-            if groups < MIN_GROUPS or self._broken is not None:
+            if groups < self.min_groups or self._broken is not None:
                 lead, groups = steps, 0
             for idx in range(lead):
                 self._eager_step(model, manual, [f[idx] for f in fields], losses)
@@ -581,19 +590,13 @@ class CompiledUpdate:
         xs += [s.reshape(groups, delay) for s in critic_scalars]
         xs += _adam_scalars(actor_group[0], cfg.actor_betas, actor_count + 1, groups)
         try:
-            import torch._dynamo  # (torch.compile imports it anyway; never at package import)
-
-            for x in xs:
-                # The number of groups varies between calls: one compiled function for all
-                torch._dynamo.mark_dynamic(x, 0)
-            compiled = self._compiled.get(cfg)
-            if compiled is None:
-                compiled = self._compiled[cfg] = th.compile(_bind(cfg), fullgraph=True, dynamic=False, options=COMPILE_OPTIONS)
-            with th.no_grad():
-                totals = compiled(state, xs)
+            totals = self._execute(cfg, state, xs)
+        except _Unsupported:
+            th.set_rng_state(rng_state)
+            raise
         except Exception as error:  # no C++ compiler, an unsupported torch, ...: the eager path from now on
             first_line = (str(error).strip().splitlines() or [""])[0][:200]
-            self._broken = f"compilation failed ({type(error).__name__}: {first_line})"
+            self._broken = f"{self.failure} ({type(error).__name__}: {first_line})"
             self._compiled.clear()
             th.set_rng_state(rng_state)
             raise _Unsupported(self._broken) from error
@@ -601,6 +604,27 @@ class CompiledUpdate:
         th._foreach_add_(actor_steps, float(groups))
         model._n_updates += n_steps
         return totals
+
+    #: What a failure of :meth:`_execute` is called (in the warning)
+    failure = "compilation failed"
+
+    def _execute(self, cfg: UpdateConfig, state: list[th.Tensor], xs: list[th.Tensor]) -> th.Tensor:
+        """
+        The groups of steps (see :func:`run_groups`), compiled on the first call of a configuration.
+
+        :raises _Unsupported: When the inputs do not fit this path (nothing was changed); any other exception is a
+            failure of the path (nothing was changed either), after which the eager loop runs from then on
+        """
+        import torch._dynamo  # (torch.compile imports it anyway; never at package import)
+
+        for x in xs:
+            # The number of groups varies between calls: one compiled function for all
+            torch._dynamo.mark_dynamic(x, 0)
+        compiled = self._compiled.get(cfg)
+        if compiled is None:
+            compiled = self._compiled[cfg] = th.compile(_bind(cfg), fullgraph=True, dynamic=False, options=COMPILE_OPTIONS)
+        with th.no_grad():
+            return compiled(state, xs)
 
     @staticmethod
     def _eager_step(model: Any, manual: ManualBackward, batch: list[th.Tensor], losses: LossSums) -> None:
@@ -610,7 +634,7 @@ class CompiledUpdate:
         with th.no_grad():
             next_actions = manual.target_actor(next_observations)
             if model.target_policy_noise > 0:
-                noise = th.randn_like(next_actions).mul_(model.target_policy_noise)
+                noise = th.randn_like(next_actions, memory_format=th.contiguous_format).mul_(model.target_policy_noise)
                 noise = noise.clamp_(-model.target_noise_clip, model.target_noise_clip)
                 next_actions = (next_actions + noise).clamp_(-1, 1)
             next_q = min_over_critics(manual.target_critic(next_observations, next_actions))

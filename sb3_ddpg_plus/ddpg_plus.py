@@ -29,6 +29,7 @@ from sb3_ddpg_plus.checkpoints import SaveLoadMixin
 from sb3_ddpg_plus.compiled_update import CompiledUpdate
 from sb3_ddpg_plus.fast_path import FastPath
 from sb3_ddpg_plus.manual_backward import ManualBackward
+from sb3_ddpg_plus.native_update import NativeUpdate
 from sb3_ddpg_plus.noise import ScheduledActionNoise, current_sigma, make_action_noise
 from sb3_ddpg_plus.param_noise import AdaptiveParamNoiseSpec, ParamNoiseExploration, check_perturbable, make_param_noise
 from sb3_ddpg_plus.policies import (
@@ -97,6 +98,12 @@ class DDPGPlus(SaveLoadMixin, OffPolicyAlgorithm):
         hand-written update (plain MLP policies on the CPU, uniform replay): about 2x the updates per second at
         [64, 64] and 1.15x at [400, 300], for tens of seconds of compilation per process
         (``benchmarks/results/compiled_train.md``). Where it does not apply it warns once and the update stays eager.
+    :param native_update: Run the gradient steps of a ``train()`` call as one C loop around PyTorch's own matrix
+        products (:mod:`sb3_ddpg_plus.native_update`): the same update to float32 rounding, for plain MLP policies on
+        the CPU with uniform replay and Adam, compiled once per machine (about a second) with its C compiler.
+        ``"auto"`` (default): wherever it applies, silently the eager update elsewhere (no C compiler, layer norm,
+        prioritized replay, hooks, ...); ``True``: the same, with one warning per reason it does not apply;
+        ``False``: never. ``benchmarks/results/speed.md`` measures what it gains.
     :param stats_window_size: Window size for the rollout logging, specifying the number of episodes to average
         the reported success rate, mean episode length, and mean reward over
     :param tensorboard_log: The log location for tensorboard (if None, no logging)
@@ -150,6 +157,7 @@ class DDPGPlus(SaveLoadMixin, OffPolicyAlgorithm):
         check_numerics: bool = False,
         manual_backward: bool = True,
         compile_update: bool = False,
+        native_update: bool | str = "auto",
         stats_window_size: int = 100,
         tensorboard_log: str | None = None,
         policy_kwargs: dict[str, Any] | None = None,
@@ -177,6 +185,7 @@ class DDPGPlus(SaveLoadMixin, OffPolicyAlgorithm):
             check_numerics=check_numerics,
             manual_backward=manual_backward,
             compile_update=compile_update,
+            native_update=native_update,
             policy_kwargs=policy_kwargs,
             replay_buffer_kwargs=replay_buffer_kwargs,
         )
@@ -223,6 +232,8 @@ class DDPGPlus(SaveLoadMixin, OffPolicyAlgorithm):
         self.manual_backward = manual_backward
         self.compile_update = compile_update
         self._compiled_update = CompiledUpdate()
+        self.native_update = native_update
+        self._native_update = NativeUpdate()
         spec = make_param_noise(param_noise)
         self.param_noise_exploration = None if spec is None else ParamNoiseExploration(spec)
         if getattr(self, "action_space", None) is not None:
@@ -345,11 +356,13 @@ class DDPGPlus(SaveLoadMixin, OffPolicyAlgorithm):
         fast = self._fast_path()
         actor_target = self.actor_target if fast is None else fast.target_actor
         critic_target = self.critic_target if fast is None else fast.target_critic
-        # [speed] compile_update: the call's gradient steps as one compiled loop (None: not applicable, the loop below)
-        if self.compile_update and (compiled := self._compiled_update.run(self, fast, gradient_steps, batch_size)) is not None:
-            self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
-            compiled.record(self.logger)
-            return
+        # [speed] native_update / compile_update: the call's gradient steps as one C or compiled loop (None: not
+        # applicable, the next path)
+        for enabled, updater in ((self.native_update, self._native_update), (self.compile_update, self._compiled_update)):
+            if enabled and (done := updater.run(self, fast, gradient_steps, batch_size)) is not None:
+                self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
+                done.record(self.logger)
+                return
         # [speed] Losses summed on the device and read once per call instead of one .item() per step
         losses = LossSums()
         batches = ReplayBatches(self.replay_buffer, gradient_steps, batch_size, self._vec_normalize_env)  # type: ignore[arg-type]
@@ -370,7 +383,9 @@ class DDPGPlus(SaveLoadMixin, OffPolicyAlgorithm):
                 # Select action according to policy and add clipped noise
                 next_actions = actor_target(replay_data.next_observations)
                 if self.target_policy_noise > 0:  # [DDPG] no noise drawn when off
-                    noise = th.randn_like(next_actions).mul_(self.target_policy_noise)
+                    # Drawn row by row as SB3 draws it: the hand-written path may return the actions as a transposed view
+                    # (skinny products), and randn_like would otherwise fill it in that view's memory order
+                    noise = th.randn_like(next_actions, memory_format=th.contiguous_format).mul_(self.target_policy_noise)
                     noise = noise.clamp_(-self.target_noise_clip, self.target_noise_clip)
                     next_actions = (next_actions + noise).clamp_(-1, 1)
 
@@ -604,6 +619,7 @@ class DDPGPlus(SaveLoadMixin, OffPolicyAlgorithm):
             "_fast",
             "_in_setup",
             "_compiled_update",
+            "_native_update",
             "_action_dim_cache",
         ]
 

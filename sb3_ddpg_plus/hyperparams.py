@@ -198,6 +198,7 @@ _SCHEMA: dict[str, Check | None] = {
     "check_numerics": None,
     "manual_backward": None,
     "compile_update": None,
+    "native_update": None,
     "policy_kwargs": _check_mapping,
     "replay_buffer_kwargs": _check_mapping,
     "seed": _check_count(0),

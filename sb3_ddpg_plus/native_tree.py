@@ -13,7 +13,8 @@ addresses are taken once (:class:`~sb3_ddpg_plus.priorities.PriorityTree`).
 
 How: the C source below is compiled with the machine's C compiler (``$CC``, else ``cc``, ``gcc`` or ``clang``) into a
 shared library in a per-user cache folder (``$SB3_DDPG_PLUS_CACHE``, else ``$XDG_CACHE_HOME/sb3_ddpg_plus`` or
-``~/.cache/sb3_ddpg_plus``), named after a hash of the source and the flags, and loaded with :mod:`ctypes`. Nothing
+``~/.cache/sb3_ddpg_plus``), named after a hash of the source and the flags, and loaded with :mod:`ctypes`
+(:mod:`sb3_ddpg_plus.native_build`). Nothing
 happens at import time. When there is no compiler, the compilation fails, or ``SB3_DDPG_PLUS_NATIVE=0`` is set,
 :func:`load_kernels` returns None, :func:`unavailable_reason` says why, and the tree keeps its numpy code: the same
 walk, the same results (tested), only slower.
@@ -30,24 +31,17 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import hashlib
-import os
-import shlex
-import shutil
-import subprocess
-import sys
-import tempfile
 import threading
 from collections.abc import Iterator
-from pathlib import Path
+
+from sb3_ddpg_plus import native_build
 
 #: Set to ``0`` to never compile or load the kernels (the numpy walk is used)
-ENV_SWITCH = "SB3_DDPG_PLUS_NATIVE"
+ENV_SWITCH = native_build.ENV_SWITCH
 #: Folder for the compiled library (default: ``$XDG_CACHE_HOME/sb3_ddpg_plus`` or ``~/.cache/sb3_ddpg_plus``)
-ENV_CACHE = "SB3_DDPG_PLUS_CACHE"
+ENV_CACHE = native_build.ENV_CACHE
 # IEEE arithmetic in the order written: no -ffast-math, no contraction of a*b+c into an FMA
 _FLAGS = ["-O2", "-std=c99", "-fPIC", "-shared", "-ffp-contract=off", "-fno-fast-math"]
-_COMPILE_TIMEOUT_S = 120
 
 _SOURCE = r"""
 #include <math.h>
@@ -221,51 +215,6 @@ _disabled = 0  # depth of nested disabled() blocks
 _DISABLED_REASON = "disabled by sb3_ddpg_plus.native_tree.disabled()"
 
 
-def _compiler() -> list[str] | None:
-    """The compiler's command (``$CC`` may hold several words, e.g. ``ccache gcc``), or None when none is found."""
-    configured = shlex.split(os.environ.get("CC", ""))
-    if configured:
-        return [shutil.which(configured[0]) or configured[0], *configured[1:]]
-    for name in ("cc", "gcc", "clang"):
-        found = shutil.which(name)
-        if found:
-            return [found]
-    return None
-
-
-def _cache_dir() -> Path:
-    configured = os.environ.get(ENV_CACHE)
-    if configured:
-        return Path(configured)
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "sb3_ddpg_plus"
-
-
-def _library_name(compiler: list[str]) -> str:
-    machine = os.uname().machine if hasattr(os, "uname") else ""
-    key = "\n".join([_SOURCE, " ".join(_FLAGS), " ".join(compiler), sys.platform, machine])
-    return f"priority_tree_{hashlib.sha256(key.encode()).hexdigest()[:16]}.so"
-
-
-def _compile(compiler: list[str], target: Path) -> None:
-    """Compile the source into ``target`` (written under a temporary name, then renamed: concurrent processes are safe)."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=target.parent) as work:
-        source = Path(work) / "priority_tree.c"
-        source.write_text(_SOURCE)
-        built = Path(work) / target.name
-        result = subprocess.run(
-            [*compiler, *_FLAGS, str(source), "-o", str(built), "-lm"],
-            capture_output=True,
-            text=True,
-            timeout=_COMPILE_TIMEOUT_S,
-            check=False,
-        )
-        if result.returncode != 0:
-            raise RuntimeError(f"{' '.join(compiler)} failed (exit {result.returncode}): {result.stderr.strip()[:500]}")
-        os.replace(built, target)
-
-
 def _declare(library: ctypes.CDLL) -> ctypes.CDLL:
     pointer, integer, real = ctypes.c_void_p, ctypes.c_int64, ctypes.c_double
     library.tree_recompute_level.argtypes = [pointer, pointer, integer, integer, integer]
@@ -281,23 +230,7 @@ def _declare(library: ctypes.CDLL) -> ctypes.CDLL:
 
 
 def _load() -> tuple[ctypes.CDLL | None, str | None]:
-    if os.environ.get(ENV_SWITCH, "1").strip().lower() in ("0", "false", "no", "off"):
-        return None, f"disabled by {ENV_SWITCH}={os.environ[ENV_SWITCH]}"
-    compiler = _compiler()
-    if compiler is None:
-        return None, "no C compiler found (set CC, or install cc, gcc or clang)"
-    target = _cache_dir() / _library_name(compiler)
-    try:
-        if not target.exists():
-            try:
-                _compile(compiler, target)
-            except OSError:
-                # (a cache folder that cannot be written: a private temporary one, for this process)
-                target = Path(tempfile.mkdtemp(prefix="sb3_ddpg_plus_")) / target.name
-                _compile(compiler, target)
-        return _declare(ctypes.CDLL(str(target))), None
-    except (OSError, RuntimeError, subprocess.SubprocessError, AttributeError) as error:
-        return None, f"could not build or load the C kernels with {' '.join(compiler)}: {error}"
+    return native_build.build_and_load("priority_tree", _SOURCE, _FLAGS, _declare)
 
 
 def load_kernels() -> ctypes.CDLL | None:

@@ -208,6 +208,7 @@ def check_hyperparameters(
     check_numerics: Any = False,
     manual_backward: Any = True,
     compile_update: Any = False,
+    native_update: Any = "auto",
     policy_kwargs: Any = None,
     replay_buffer_kwargs: Any = None,
 ) -> dict[str, Any]:
@@ -231,6 +232,8 @@ def check_hyperparameters(
     check_bool("check_numerics", check_numerics)
     check_bool("manual_backward", manual_backward)
     check_bool("compile_update", compile_update)
+    if not (isinstance(native_update, bool) or native_update == "auto"):
+        raise ValueError(f"`native_update` must be True, False or 'auto', got {native_update!r}")
     for name, value in (("policy_kwargs", policy_kwargs), ("replay_buffer_kwargs", replay_buffer_kwargs)):
         if value is not None and not isinstance(value, dict):
             raise TypeError(f"`{name}` must be a dict, got {type(value).__name__}")

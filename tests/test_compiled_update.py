@@ -26,7 +26,8 @@ TD3 = dict(policy_delay=2, target_policy_noise=0.2, target_noise_clip=0.5, polic
 
 
 def make_model(**options):
-    options = {"policy_kwargs": dict(net_arch=[16, 16]), **options}
+    # native_update off unless given: the reference of these tests is the eager loop
+    options = {"policy_kwargs": dict(net_arch=[16, 16]), "native_update": False, **options}
     model = DDPGPlus("MlpPolicy", "Pendulum-v1", learning_starts=10_000, batch_size=BATCH, seed=0, **options)
     model.learn(200)  # fills the buffer only
     model._current_progress_remaining = 1.0

@@ -13,6 +13,7 @@ from stable_baselines3.td3.policies import TD3Policy
 from torch.nn import functional as F
 
 from sb3_ddpg_plus import DDPGPlus
+from tests.envs import WideActionEnv
 
 TOL = 1e-6
 
@@ -121,11 +122,15 @@ def test_one_train_step_matches_reference(options, manual_backward):
             assert th.allclose(param, ref_param, atol=TOL, rtol=0), name
 
 
-def test_td3_target_smoothing_and_delay_match_reference():
-    """policy_delay=2: the first step updates the critic only; target noise is drawn from torch's generator."""
+@pytest.mark.parametrize("env", ["Pendulum-v1", WideActionEnv])
+def test_td3_target_smoothing_and_delay_match_reference(env):
+    """
+    policy_delay=2: the first step updates the critic only; target noise is drawn from torch's generator, row by row
+    as SB3 draws it (with six actions the hand-written path computes the target actions as a transposed view).
+    """
     model = DDPGPlus(
         "MlpPolicy",
-        "Pendulum-v1",
+        env if isinstance(env, str) else env(),
         learning_starts=64,
         batch_size=64,
         seed=5,
@@ -145,7 +150,8 @@ def test_td3_target_smoothing_and_delay_match_reference():
     th.manual_seed(123)
     with th.no_grad():
         next_actions = actor_target(batch.next_observations)
-        noise = (th.randn_like(next_actions) * 0.2).clamp(-0.5, 0.5)
+        # SB3's randn_like of its actor's output, a contiguous tensor: the numbers row by row
+        noise = (th.randn(next_actions.shape) * 0.2).clamp(-0.5, 0.5)
         next_actions = (next_actions + noise).clamp(-1, 1)
         next_q = th.cat(critic_target(batch.next_observations, next_actions), dim=1).min(dim=1, keepdim=True).values
         target = batch.rewards + (1 - batch.dones) * model.gamma * next_q

@@ -1,0 +1,584 @@
+"""
+``DDPGPlus(native_update=True)``: the gradient steps of a ``train()`` call as one C loop around PyTorch's own BLAS.
+
+The hand-written update of :mod:`sb3_ddpg_plus.manual_backward` runs about 90 eager PyTorch operations per gradient
+step; at [64, 64] their dispatch costs more than their arithmetic (``benchmarks/results/speed.md``), and
+``compile_update`` still pays inductor's kernel launches and runtime wrapper. Here the same update (TD target, critic
+gradients, Adam, delayed actor gradients through the first Q-network, Adam, Polyak update) is one C function for
+all the steps of a call: its matrix products are calls of the ``sgemm`` that ``torch.mm`` calls (the BLAS inside
+the running PyTorch, MKL on x86, found in its library and passed as a function pointer, so the products use the same
+kernels, threads and settings as the eager path), everything else is plain loops. The host side (checks, the same
+replay samples, the target-policy noise drawn from torch's generator, the optimizers' learning rates and state) is
+:class:`~sb3_ddpg_plus.compiled_update.CompiledUpdate`'s: parameters, targets and Adam moments are the real tensors,
+updated in place, so saving, loading and switching between the paths stay exact.
+
+Arithmetic: compiled without ``-ffast-math`` and with ``-ffp-contract=off``, every elementwise operation is the
+float32 operation of the eager path in the same order; the sums over the batch (bias gradients, losses) are taken in
+row order, where PyTorch's reductions use another order, so the two paths agree to float32 rounding (tested to 1e-5
+relative, as the compiled path).
+
+Anything this path does not cover makes ``train()`` run its eager loop, with one warning per reason: what the compiled
+path does not cover (hooks, layer norm, GPU, prioritized replay, parameter noise, ``check_numerics``, optimizers other
+than plain Adam), inputs that are not float32, a torch whose library does not export ``sgemm_``, and no C compiler.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import threading
+from pathlib import Path
+from typing import Any
+
+import torch as th
+
+from sb3_ddpg_plus import native_build
+from sb3_ddpg_plus.compiled_update import CompiledUpdate, UpdateConfig, _adam_state, _Unsupported
+from sb3_ddpg_plus.manual_backward import ManualBackward, _grad_buffer
+from sb3_ddpg_plus.train_utils import LossSums
+
+# IEEE float32 arithmetic in the order written: no -ffast-math, no contraction of a*b+c into an FMA. -O3 vectorizes
+# the elementwise loops (reductions stay in order: float sums are not reassociated without -ffast-math);
+# -fno-math-errno lets sqrtf vectorize (it only drops the errno write for negative inputs, as PyTorch is built)
+_FLAGS = ["-O3", "-std=gnu99", "-fPIC", "-shared", "-ffp-contract=off", "-fno-fast-math", "-fno-math-errno"]
+
+_SOURCE = r"""
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Elementwise loops are also compiled for AVX2 where GCC can pick the variant at load time (x86-64): the same
+   IEEE operations per element, so the same results, on wider registers */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+#define WIDE __attribute__((target_clones("avx2", "default")))
+#else
+#define WIDE
+#endif
+
+/* The BLAS sgemm of the running PyTorch (Fortran interface, 32-bit integers): the kernel torch.mm calls */
+typedef void (*sgemm_fn)(const char *, const char *, const int *, const int *, const int *, const float *,
+                         const float *, const int *, const float *, const int *, const float *, float *, const int *);
+
+typedef struct {
+    sgemm_fn gemm;
+    float *spare;  /* room for a skinny product's transpose (SKINNY_MAX x rows) */
+} Ctx;
+
+#define SKINNY_MAX 16
+
+/* Row-major C (m x n) = op(A) op(B) + beta C, as the column-major product C^T = op(B)^T op(A)^T: the call torch's
+   addmm/mm make for row-major tensors (transposed = the tensor is used transposed) */
+static void mm_direct(const Ctx *ctx, int trans_a, int trans_b, int m, int n, int k, const float *a, int lda,
+                      const float *b, int ldb, float beta, float *c, int ldc) {
+    const char ca = trans_a ? 'T' : 'N', cb = trans_b ? 'T' : 'N';
+    const float one = 1.0f;
+    ctx->gemm(&cb, &ca, &n, &m, &k, &one, b, &ldb, a, &lda, &beta, c, &ldc);
+}
+
+/* The same product; one with few (2-16) columns and many rows is computed as its transpose, which one-thread MKL
+   runs 2-3x faster (sb3_ddpg_plus/matmul.py: the same rule as the eager path), then transposed back */
+static void mm(const Ctx *ctx, int trans_a, int trans_b, int m, int n, int k, const float *a, int lda, const float *b,
+               int ldb, float beta, float *c, int ldc) {
+    if (n < 2 || n > SKINNY_MAX || m < 4 * n) {
+        mm_direct(ctx, trans_a, trans_b, m, n, k, a, lda, b, ldb, beta, c, ldc);
+        return;
+    }
+    float *t = ctx->spare; /* n x m */
+    if (beta != 0.0f)
+        for (int r = 0; r < m; r++)
+            for (int j = 0; j < n; j++) t[(int64_t)j * m + r] = c[(int64_t)r * ldc + j];
+    mm_direct(ctx, !trans_b, !trans_a, n, m, k, b, ldb, a, lda, beta, t, m);
+    for (int r = 0; r < m; r++)
+        for (int j = 0; j < n; j++) c[(int64_t)r * ldc + j] = t[(int64_t)j * m + r];
+}
+
+typedef struct {
+    int layers;            /* Linear layers */
+    const int64_t *sizes;  /* sizes[0]: input width, sizes[l + 1]: output width of layer l */
+    float *const *params;  /* weight (out x in, row-major), bias, per layer */
+    int tanh_hidden;       /* hidden activation: tanh (else ReLU) */
+    int squash;            /* tanh on the output */
+} Net;
+
+/* outs[0] = x (batch x sizes[0], contiguous); outs[l + 1] = layer l's output after its activation */
+WIDE static void forward(const Ctx *ctx, const Net *net, int batch, float **outs) {
+    for (int l = 0; l < net->layers; l++) {
+        const int in = (int)net->sizes[l], out = (int)net->sizes[l + 1];
+        const float *weight = net->params[2 * l], *bias = net->params[2 * l + 1];
+        float *y = outs[l + 1];
+        /* F.linear: the bias, then x W^T added by the product (addmm with beta 1) */
+        for (int r = 0; r < batch; r++) memcpy(y + (int64_t)r * out, bias, sizeof(float) * out);
+        mm(ctx, 0, 1, batch, out, in, outs[l], in, weight, in, 1.0f, y, out);
+        const int64_t n = (int64_t)batch * out;
+        if (l < net->layers - 1 ? net->tanh_hidden : net->squash) {
+            for (int64_t i = 0; i < n; i++) y[i] = tanhf(y[i]);
+        } else if (l < net->layers - 1) {
+            for (int64_t i = 0; i < n; i++) y[i] = y[i] < 0.0f ? 0.0f : y[i]; /* relu (NaN stays NaN) */
+        }
+    }
+}
+
+/* Back-propagates grad (batch x output width, overwritten; scratch: the same size as the widest layer) through the
+   network of outputs outs. grads != NULL: each parameter's gradient written there. input_start >= 0: the gradient of
+   the input columns [input_start, in) written to grad_input (batch x (in - input_start)). */
+WIDE static void backward(const Ctx *ctx, const Net *net, int batch, float *const *outs, float *grad, float *scratch,
+                     float *const *grads, int input_start, float *grad_input) {
+    const int last = net->layers - 1;
+    if (net->squash) {
+        const float *y = outs[last + 1];
+        const int64_t n = (int64_t)batch * net->sizes[last + 1];
+        for (int64_t i = 0; i < n; i++) grad[i] = grad[i] * (1.0f - y[i] * y[i]);
+    }
+    for (int l = last; l >= 0; l--) {
+        const int in = (int)net->sizes[l], out = (int)net->sizes[l + 1];
+        const float *weight = net->params[2 * l];
+        if (grads) {
+            mm(ctx, 1, 0, out, in, batch, grad, out, outs[l], in, 0.0f, grads[2 * l], in);
+            float *bias_grad = grads[2 * l + 1];
+            memcpy(bias_grad, grad, sizeof(float) * out);
+            for (int r = 1; r < batch; r++) {
+                const float *row = grad + (int64_t)r * out;
+                for (int j = 0; j < out; j++) bias_grad[j] += row[j];
+            }
+        }
+        if (l > 0) {
+            mm(ctx, 0, 0, batch, in, out, grad, out, weight, in, 0.0f, scratch, in);
+            const float *h = outs[l];
+            const int64_t n = (int64_t)batch * in;
+            if (net->tanh_hidden) {
+                for (int64_t i = 0; i < n; i++) scratch[i] = scratch[i] * (1.0f - h[i] * h[i]);
+            } else {
+                for (int64_t i = 0; i < n; i++) scratch[i] = h[i] > 0.0f ? scratch[i] : 0.0f;
+            }
+            float *swap = grad;
+            grad = scratch;
+            scratch = swap;
+        } else if (input_start >= 0) {
+            mm(ctx, 0, 0, batch, in - input_start, out, grad, out, weight + input_start, in, 0.0f, grad_input,
+               in - input_start);
+        }
+    }
+}
+
+static int64_t n_params(const Net *net, int idx) {
+    const int l = idx / 2;
+    return idx % 2 ? net->sizes[l + 1] : net->sizes[l + 1] * net->sizes[l];
+}
+
+/* Adam, element by element as PyTorch's fused CPU kernel (step_size = lr / (1 - beta1^t) and bias2 =
+   sqrt(1 - beta2^t) from the host) */
+WIDE static void adam(const Net *net, float *const *grads, float *const *avgs, float *const *sqs, const float *decays,
+                 const double *hyper, float step_size, float bias2) {
+    const float beta1 = (float)hyper[0], beta2 = (float)hyper[1], eps = (float)hyper[2];
+    const float one_minus_beta1 = (float)(1.0 - hyper[0]), one_minus_beta2 = (float)(1.0 - hyper[1]);
+    for (int idx = 0; idx < 2 * net->layers; idx++) {
+        float *p = net->params[idx], *m = avgs[idx], *v = sqs[idx];
+        const float *g = grads[idx];
+        const float decay = decays[idx];
+        const int64_t n = n_params(net, idx);
+        for (int64_t i = 0; i < n; i++) {
+            float gi = g[i];
+            if (decay != 0.0f) gi = gi + p[i] * decay;
+            m[i] = m[i] * beta1 + gi * one_minus_beta1;
+            v[i] = v[i] * beta2 + gi * gi * one_minus_beta2;
+            const float denom = sqrtf(v[i]) / bias2 + eps;
+            p[i] = p[i] - step_size * m[i] / denom;
+        }
+    }
+}
+
+/* lr / (1 - beta1^t) and sqrt(1 - beta2^t) in double precision, then float32: what the host gives the fused kernel */
+static void adam_scalars(double lr, double beta1, double beta2, double t, float *step_size, float *bias2) {
+    *step_size = (float)(lr / (1.0 - pow(beta1, t)));
+    *bias2 = (float)sqrt(1.0 - pow(beta2, t));
+}
+
+/* target <- target + tau (online - target): torch.lerp for tau < 0.5 */
+WIDE static void polyak(const Net *net, const Net *target, float tau) {
+    for (int idx = 0; idx < 2 * net->layers; idx++) {
+        const float *p = net->params[idx];
+        float *t = target->params[idx];
+        const int64_t n = n_params(net, idx);
+        for (int64_t i = 0; i < n; i++) t[i] = t[i] + tau * (p[i] - t[i]);
+    }
+}
+
+static void concat(int batch, const float *x, int width_x, const float *a, int width_a, float *out) {
+    for (int r = 0; r < batch; r++) {
+        memcpy(out + (int64_t)r * (width_x + width_a), x + (int64_t)r * width_x, sizeof(float) * width_x);
+        memcpy(out + (int64_t)r * (width_x + width_a) + width_x, a + (int64_t)r * width_a, sizeof(float) * width_a);
+    }
+}
+
+/* Floats of ddpg_update's workspace; *width: the widest layer (inputs included) */
+static int64_t workspace(const int64_t *dims, const int64_t *actor_sizes, const int64_t *critic_sizes, int64_t *width) {
+    const int64_t b = dims[2], actor_layers = dims[5], critic_layers = dims[6], n_critics = dims[7];
+    int64_t widest = dims[3] + dims[4], floats = 0, actor_floats = 0, q_floats = 0;
+    for (int64_t l = 0; l < actor_layers; l++) {
+        widest = actor_sizes[l + 1] > widest ? actor_sizes[l + 1] : widest;
+        actor_floats += actor_sizes[l + 1] * (actor_sizes[l] + 1);
+        floats += b * actor_sizes[l + 1];
+    }
+    for (int64_t l = 0; l < critic_layers; l++) {
+        widest = critic_sizes[l + 1] > widest ? critic_sizes[l + 1] : widest;
+        q_floats += critic_sizes[l + 1] * (critic_sizes[l] + 1);
+        floats += n_critics * b * critic_sizes[l + 1];
+    }
+    *width = widest;
+    return floats + 4 * b * widest + 2 * b + SKINNY_MAX * (b > widest ? b : widest) + actor_floats + n_critics * q_floats;
+}
+
+int64_t ddpg_workspace_floats(const int64_t *dims, const int64_t *actor_sizes, const int64_t *critic_sizes) {
+    int64_t width;
+    return workspace(dims, actor_sizes, critic_sizes, &width);
+}
+
+#define MAX_CRITICS 8
+#define MAX_LAYERS 32
+
+/* Runs `steps` gradient steps of DDPG/TD3 (see sb3_ddpg_plus/native_update.py for the arguments); returns 0, or -1
+   when the workspace could not be allocated (nothing was changed then). */
+int ddpg_update(sgemm_fn gemm, const int64_t *dims, const int64_t *actor_sizes, const int64_t *critic_sizes,
+                const double *hyper, const float *decays, float *const *state, const float *const *batch,
+                const double *rates, float *const *step_counters, float *const *grads_out, float *work,
+                int64_t work_floats, double *totals) {
+    const int steps = (int)dims[0], delay = (int)dims[1], b = (int)dims[2], features = (int)dims[3];
+    const int actions = (int)dims[4], actor_layers = (int)dims[5], critic_layers = (int)dims[6];
+    const int n_critics = (int)dims[7], has_noise = (int)dims[10];
+    if (n_critics > MAX_CRITICS || actor_layers > MAX_LAYERS || critic_layers > MAX_LAYERS) return -2;
+    const int n_actor = 2 * actor_layers, n_q = 2 * critic_layers, n_critic = n_q * n_critics;
+    /* The state, in the order of CompiledUpdate's flat state */
+    float *const *actor_p = state;
+    float *const *critic_p = actor_p + n_actor;
+    float *const *actor_target_p = critic_p + n_critic;
+    float *const *critic_target_p = actor_target_p + n_actor;
+    float *const *actor_avg = critic_target_p + n_critic;
+    float *const *actor_sq = actor_avg + n_actor;
+    float *const *critic_avg = actor_sq + n_actor;
+    float *const *critic_sq = critic_avg + n_critic;
+    Net actor = {actor_layers, actor_sizes, actor_p, (int)dims[8], 1};
+    Net actor_target = {actor_layers, actor_sizes, actor_target_p, (int)dims[8], 1};
+    Net q[MAX_CRITICS], q_target[MAX_CRITICS];
+    for (int k = 0; k < n_critics; k++) {
+        Net net = {critic_layers, critic_sizes, critic_p + k * n_q, (int)dims[9], 0};
+        q[k] = net;
+        net.params = critic_target_p + k * n_q;
+        q_target[k] = net;
+    }
+    /* Workspace (the caller's, kept between calls): layer outputs, gradients, scratch */
+    int64_t width = 0;
+    if (work_floats < workspace(dims, actor_sizes, critic_sizes, &width)) return -1;
+    float *cursor = work;
+    float *actor_outs[MAX_LAYERS + 1], *q_outs[MAX_CRITICS][MAX_LAYERS + 1];
+    for (int l = 1; l <= actor_layers; l++) {
+        actor_outs[l] = cursor;
+        cursor += b * actor_sizes[l];
+    }
+    for (int k = 0; k < n_critics; k++) {
+        for (int l = 1; l <= critic_layers; l++) {
+            q_outs[k][l] = cursor;
+            cursor += b * critic_sizes[l];
+        }
+    }
+    float *input = cursor; cursor += b * width;
+    float *grad = cursor; cursor += b * width;
+    float *scratch = cursor; cursor += b * width;
+    float *grad_actions = cursor; cursor += b * width;
+    float *spare = cursor; cursor += (int64_t)SKINNY_MAX * (b > width ? b : width);
+    float *next_q = cursor; cursor += b;
+    float *target_q = cursor; cursor += b;
+    float *actor_grads[2 * MAX_LAYERS], *critic_grads[2 * MAX_LAYERS * MAX_CRITICS];
+    for (int idx = 0; idx < n_actor; idx++) { actor_grads[idx] = cursor; cursor += n_params(&actor, idx); }
+    for (int idx = 0; idx < n_critic; idx++) { critic_grads[idx] = cursor; cursor += n_params(&q[0], idx % n_q); }
+
+    const Ctx context = {gemm, spare}, *ctx = &context;
+    const float tau = (float)hyper[0], noise_clip = (float)hyper[1];
+    const float error_scale = (float)(2.0 / b), actor_grad = (float)(-1.0 / b);
+    double critic_loss_sum = 0.0, mean_q_sum = 0.0, actor_loss_sum = 0.0;
+    for (int s = 0; s < steps; s++) {
+        const float *obs = batch[0] + (int64_t)s * b * features, *act = batch[1] + (int64_t)s * b * actions;
+        const float *next_obs = batch[2] + (int64_t)s * b * features;
+        const float *rewards = batch[3] + (int64_t)s * b, *dones = batch[4] + (int64_t)s * b;
+        const float *discounts = batch[5] + (int64_t)s * b;
+        /* TD target: min over the target Q-networks at the (noisy, clipped) target action */
+        actor_outs[0] = (float *)next_obs;
+        forward(ctx, &actor_target, b, actor_outs);
+        float *next_actions = actor_outs[actor_layers];
+        if (has_noise) {
+            const float *noise = batch[6] + (int64_t)s * b * actions;
+            for (int64_t i = 0; i < (int64_t)b * actions; i++) {
+                float e = noise[i] < -noise_clip ? -noise_clip : (noise[i] > noise_clip ? noise_clip : noise[i]);
+                float a = next_actions[i] + e;
+                next_actions[i] = a < -1.0f ? -1.0f : (a > 1.0f ? 1.0f : a);
+            }
+        }
+        concat(b, next_obs, features, next_actions, actions, input);
+        for (int k = 0; k < n_critics; k++) {
+            q_outs[k][0] = input;
+            forward(ctx, &q_target[k], b, q_outs[k]);
+            const float *values = q_outs[k][critic_layers];
+            for (int r = 0; r < b; r++)
+                next_q[r] = k == 0 || values[r] < next_q[r] || values[r] != values[r] ? values[r] : next_q[r];
+        }
+        for (int r = 0; r < b; r++) target_q[r] = rewards[r] + (1.0f - dones[r]) * discounts[r] * next_q[r];
+        /* Critic: sum of the Q-networks' MSE; gradient 2 (q - y) / N */
+        concat(b, obs, features, act, actions, input);
+        double critic_loss = 0.0;
+        for (int k = 0; k < n_critics; k++) {
+            q_outs[k][0] = input;
+            forward(ctx, &q[k], b, q_outs[k]);
+            const float *values = q_outs[k][critic_layers];
+            float squares = 0.0f;
+            for (int r = 0; r < b; r++) {
+                const float error = values[r] - target_q[r];
+                squares += error * error;
+                grad[r] = error * error_scale;
+            }
+            critic_loss += squares / (float)b;
+            if (k == 0) {
+                float total = 0.0f;
+                for (int r = 0; r < b; r++) total += values[r];
+                mean_q_sum += total / (float)b;
+            }
+            backward(ctx, &q[k], b, q_outs[k], grad, scratch, critic_grads + k * n_q, -1, NULL);
+        }
+        critic_loss_sum += critic_loss;
+        float step_size, bias2;
+        adam_scalars(rates[0], hyper[5], hyper[6], rates[1] + s, &step_size, &bias2);
+        for (int k = 0; k < n_critics; k++)
+            adam(&q[k], critic_grads + k * n_q, critic_avg + k * n_q, critic_sq + k * n_q, decays + n_actor + k * n_q,
+                 hyper + 5, step_size, bias2);
+        if (s % delay != delay - 1) continue;
+        /* Actor: -mean(Q_1(s, mu(s))) through the updated first Q-network (no gradient for its parameters) */
+        const int group = s / delay;
+        actor_outs[0] = (float *)obs;
+        forward(ctx, &actor, b, actor_outs);
+        concat(b, obs, features, actor_outs[actor_layers], actions, input);
+        q_outs[0][0] = input;
+        forward(ctx, &q[0], b, q_outs[0]);
+        const float *values = q_outs[0][critic_layers];
+        float total = 0.0f;
+        for (int r = 0; r < b; r++) {
+            total += values[r];
+            grad[r] = actor_grad;
+        }
+        actor_loss_sum += -(total / (float)b);
+        backward(ctx, &q[0], b, q_outs[0], grad, scratch, NULL, features, grad_actions);
+        backward(ctx, &actor, b, actor_outs, grad_actions, scratch, actor_grads, -1, NULL);
+        adam_scalars(rates[2], hyper[2], hyper[3], rates[3] + group, &step_size, &bias2);
+        adam(&actor, actor_grads, actor_avg, actor_sq, decays, hyper + 2, step_size, bias2);
+        for (int k = 0; k < n_critics; k++) polyak(&q[k], &q_target[k], tau);
+        polyak(&actor, &actor_target, tau);
+    }
+    /* The last step's gradients into the parameters' .grad (actor's, then the Q-networks') */
+    for (int idx = 0; idx < n_actor; idx++)
+        memcpy(grads_out[idx], actor_grads[idx], sizeof(float) * (size_t)n_params(&actor, idx));
+    for (int idx = 0; idx < n_critic; idx++)
+        memcpy(grads_out[n_actor + idx], critic_grads[idx], sizeof(float) * (size_t)n_params(&q[0], idx % n_q));
+    /* Adam's step counters (0-d float32 tensors), as torch._foreach_add_ of the steps taken */
+    for (int idx = 0; idx < n_critic; idx++) *step_counters[idx] = *step_counters[idx] + (float)steps;
+    for (int idx = 0; idx < n_actor; idx++)
+        *step_counters[n_critic + idx] = *step_counters[n_critic + idx] + (float)(steps / delay);
+    totals[0] = critic_loss_sum;
+    totals[1] = mean_q_sum;
+    totals[2] = actor_loss_sum;
+    return 0;
+}
+"""
+
+_lock = threading.Lock()
+_state: dict[str, Any] = {}  # "library", "sgemm" and "reason" once loading was tried
+
+
+def _declare(library: ctypes.CDLL) -> ctypes.CDLL:
+    pointer = ctypes.c_void_p
+    library.ddpg_update.argtypes = [*[pointer] * 11, pointer, ctypes.c_int64, pointer]
+    library.ddpg_update.restype = ctypes.c_int
+    library.ddpg_workspace_floats.argtypes = [pointer] * 3
+    library.ddpg_workspace_floats.restype = ctypes.c_int64
+    return library
+
+
+def _torch_sgemm() -> tuple[int | None, str | None]:
+    """:return: The address of ``sgemm_`` in the running PyTorch's CPU library, or None and why not"""
+    folder = Path(th.__file__).parent / "lib"
+    candidates = sorted(folder.glob("libtorch_cpu.*")) + sorted(folder.glob("libtorch.*"))
+    for candidate in candidates:
+        try:
+            library = ctypes.CDLL(str(candidate))
+            return ctypes.cast(library.sgemm_, ctypes.c_void_p).value, None
+        except (OSError, AttributeError):
+            continue
+    return None, "this PyTorch's library does not export the BLAS function sgemm_"
+
+
+def _load() -> tuple[ctypes.CDLL | None, int | None, str | None]:
+    sgemm, reason = _torch_sgemm()
+    if sgemm is None:
+        return None, None, reason
+    library, reason = native_build.build_and_load("ddpg_update", _SOURCE, _FLAGS, _declare)
+    return library, None if library is None else sgemm, reason
+
+
+def load_kernel() -> tuple[ctypes.CDLL | None, int | None]:
+    """
+    :return: The compiled update and PyTorch's ``sgemm_`` address (compiled on the first call of this machine,
+        loaded on the first call of this process), or ``(None, None)`` (see :func:`unavailable_reason`)
+    """
+    with _lock:
+        if "reason" not in _state:
+            _state["library"], _state["sgemm"], _state["reason"] = _load()
+        return _state["library"], _state["sgemm"]
+
+
+def unavailable_reason() -> str | None:
+    """:return: Why the native update is not available, or None when it is (loads it if that was not tried yet)"""
+    load_kernel()
+    return _state["reason"]
+
+
+def _forget() -> None:
+    """Forget the outcome of loading (tests: the next :func:`load_kernel` tries again)."""
+    with _lock:
+        _state.clear()
+
+
+def _pointers(values: list[int]) -> ctypes.Array[ctypes.c_void_p]:
+    return (ctypes.c_void_p * len(values))(*values)
+
+
+def _sizes(weights: list[th.Tensor]) -> list[int]:
+    # Input width, then each layer's output width
+    return [int(weights[0].shape[1])] + [int(weight.shape[0]) for weight in weights]
+
+
+class NativeUpdate(CompiledUpdate):
+    """
+    Runs the gradient steps of ``DDPGPlus.train()`` as one C loop (see the module's docstring).
+
+    One instance per model (``DDPGPlus`` keeps it outside its saved data).
+    """
+
+    option = "native_update"
+    # One group is worth a call: there is no compilation to amortise
+    min_groups = 1
+    failure = "the native update failed"
+
+    def __init__(self) -> None:
+        super().__init__()
+        # Layer outputs, gradients and scratch of the kernel, kept between calls (grown when a call needs more)
+        self._workspace = th.empty(0, dtype=th.float32)
+        self._quiet = False
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**super().__getstate__(), "_workspace": th.empty(0, dtype=th.float32), "_quiet": False}
+
+    def run(self, model: Any, manual: ManualBackward | None, gradient_steps: int, batch_size: int) -> LossSums | None:
+        # native_update="auto" (the default) falls back without a warning: the user did not ask for this path
+        self._quiet = getattr(model, "native_update", False) == "auto"
+        return super().run(model, manual, gradient_steps, batch_size)
+
+    def _fall_back(self, reason: str) -> None:
+        if not self._quiet:
+            super()._fall_back(reason)
+
+    def _check_backend(self) -> None:
+        if load_kernel()[0] is None:
+            raise _Unsupported(f"the C kernel is not available: {unavailable_reason()}")
+
+    def _compiled_groups(
+        self,
+        model: Any,
+        manual: ManualBackward,
+        cfg: UpdateConfig,
+        actor_group: tuple[float, tuple[float, float], float, list[float]],
+        critic_group: tuple[float, tuple[float, float], float, list[float]],
+        targets: list[th.Tensor],
+        fields: list[th.Tensor],
+        first: int,
+        groups: int,
+    ) -> th.Tensor:
+        """
+        Steps ``first, ..., first + groups * policy_delay - 1`` of the fields, in C.
+
+        :return: Sums of the critic loss, the first Q-network's mean value and the actor loss over the steps
+        :raises _Unsupported: When the inputs do not fit (nothing was changed)
+        """
+        library, sgemm = load_kernel()
+        assert library is not None and sgemm is not None
+        n_steps = groups * cfg.policy_delay
+        actor_params = manual.actor.parameters()
+        critic_params = [p for q_net in manual.q_networks for p in q_net.parameters()]
+        # Read now, not once per call: an eager step may have created the state or rebuilt LeanAdam's counters
+        actor_avg, actor_sq, actor_steps, actor_count = _adam_state(model.actor.optimizer, actor_params)
+        critic_avg, critic_sq, critic_steps, critic_count = _adam_state(model.critic.optimizer, critic_params)
+        state = [*actor_params, *critic_params, *targets, *actor_avg, *actor_sq, *critic_avg, *critic_sq]
+        batch = [f[first : first + n_steps] for f in fields]  # (contiguous: slices of the first dimension)
+        if cfg.noise_clip is not None:
+            # One draw per step, as the eager loop's randn_like: the same numbers from torch's generator
+            shape = batch[1].shape[1:]
+            batch.append(th.stack([th.randn(shape).mul_(model.target_policy_noise) for _ in range(n_steps)]))
+        counters = [*critic_steps, *actor_steps]
+        dtypes = {t.dtype for t in state} | {t.dtype for t in batch} | {t.dtype for t in counters}
+        if dtypes != {th.float32} or not all(t.is_contiguous() and t.is_cpu for t in (*targets, *batch)):
+            raise _Unsupported("the parameters, optimizer state or replay samples are not contiguous float32 CPU tensors")
+        batch_size = int(batch[0].shape[1])
+        actor_sizes = _sizes(actor_params[0::2])
+        critic_sizes = _sizes(critic_params[: 2 * cfg.critic_layers : 2])
+        actions = actor_sizes[-1]
+        shapes_ok = (
+            critic_sizes[0] == cfg.features_dim + actions
+            and actor_sizes[0] == cfg.features_dim
+            and critic_sizes[-1] == 1
+            and batch[0].shape[2:] == (cfg.features_dim,)
+            and batch[1].shape[2:] == (actions,)
+            and all(x.shape[1:] == (batch_size, 1) for x in batch[3:6])
+        )
+        if not shapes_ok:
+            raise _Unsupported("the replay samples do not have the networks' widths")
+        dims = (ctypes.c_int64 * 11)(
+            n_steps,
+            cfg.policy_delay,
+            batch_size,
+            cfg.features_dim,
+            actions,
+            cfg.actor_layers,
+            cfg.critic_layers,
+            cfg.n_critics,
+            int(cfg.actor_tanh),
+            int(cfg.critic_tanh),
+            int(cfg.noise_clip is not None),
+        )
+        noise_clip = 0.0 if cfg.noise_clip is None else cfg.noise_clip
+        hyper = (ctypes.c_double * 8)(cfg.tau, noise_clip, *cfg.actor_betas, cfg.actor_eps, *cfg.critic_betas, cfg.critic_eps)
+        decays = (ctypes.c_float * (len(actor_params) + len(critic_params)))(*cfg.actor_weight_decay, *cfg.critic_weight_decay)
+        # Learning rates and the first step's number: the kernel takes Adam's bias corrections from them
+        adam = (ctypes.c_double * 4)(critic_group[0], critic_count + 1, actor_group[0], actor_count + 1)
+        totals = (ctypes.c_double * 3)()
+        actor_widths = (ctypes.c_int64 * len(actor_sizes))(*actor_sizes)
+        critic_widths = (ctypes.c_int64 * len(critic_sizes))(*critic_sizes)
+        needed = library.ddpg_workspace_floats(dims, actor_widths, critic_widths)
+        if self._workspace.numel() < needed:
+            self._workspace = th.empty(needed, dtype=th.float32)
+        code = library.ddpg_update(
+            sgemm,
+            dims,
+            actor_widths,
+            critic_widths,
+            hyper,
+            decays,
+            _pointers([t.data_ptr() for t in state]),
+            _pointers([t.data_ptr() for t in batch]),
+            adam,
+            _pointers([t.data_ptr() for t in counters]),
+            # The last step's gradients end in .grad, as after the eager loop
+            _pointers([_grad_buffer(p).data_ptr() for p in (*actor_params, *critic_params)]),
+            self._workspace.data_ptr(),
+            self._workspace.numel(),
+            totals,
+        )
+        if code != 0:
+            # (-1, a workspace too small, cannot happen: it was sized by the kernel itself)
+            raise _Unsupported("the native update takes at most 32 layers and 8 Q-networks")
+        model._n_updates += n_steps
+        return th.tensor(totals[:], dtype=th.float32)
