@@ -32,7 +32,7 @@ from typing import Any
 import torch as th
 
 from sb3_ddpg_plus import native_build
-from sb3_ddpg_plus.compiled_update import CompiledUpdate, UpdateConfig, _adam_state, _Unsupported
+from sb3_ddpg_plus.compiled_update import CompiledUpdate, UpdateConfig, _Unsupported
 from sb3_ddpg_plus.manual_backward import ManualBackward, _grad_buffer
 from sb3_ddpg_plus.train_utils import LossSums
 
@@ -247,6 +247,12 @@ int ddpg_update(sgemm_fn gemm, const int64_t *dims, const int64_t *actor_sizes, 
     const int n_critics = (int)dims[7], has_noise = (int)dims[10];
     if (n_critics > MAX_CRITICS || actor_layers > MAX_LAYERS || critic_layers > MAX_LAYERS) return -2;
     const int n_actor = 2 * actor_layers, n_q = 2 * critic_layers, n_critic = n_q * n_critics;
+    /* Adam's step counters: the Q-networks' parameters, then the actor's; one count per optimizer */
+    const float critic_count = *step_counters[0], actor_count = *step_counters[n_critic];
+    for (int idx = 0; idx < n_critic; idx++)
+        if (*step_counters[idx] != critic_count) return -3;
+    for (int idx = 0; idx < n_actor; idx++)
+        if (*step_counters[n_critic + idx] != actor_count) return -3;
     /* The state, in the order of CompiledUpdate's flat state */
     float *const *actor_p = state;
     float *const *critic_p = actor_p + n_actor;
@@ -344,7 +350,7 @@ int ddpg_update(sgemm_fn gemm, const int64_t *dims, const int64_t *actor_sizes, 
         }
         critic_loss_sum += critic_loss;
         float step_size, bias2;
-        adam_scalars(rates[0], hyper[5], hyper[6], rates[1] + s, &step_size, &bias2);
+        adam_scalars(rates[0], hyper[5], hyper[6], (double)critic_count + 1.0 + s, &step_size, &bias2);
         for (int k = 0; k < n_critics; k++)
             adam(&q[k], critic_grads + k * n_q, critic_avg + k * n_q, critic_sq + k * n_q, decays + n_actor + k * n_q,
                  hyper + 5, step_size, bias2);
@@ -365,7 +371,7 @@ int ddpg_update(sgemm_fn gemm, const int64_t *dims, const int64_t *actor_sizes, 
         actor_loss_sum += -(total / (float)b);
         backward(ctx, &q[0], b, q_outs[0], grad, scratch, NULL, features, grad_actions);
         backward(ctx, &actor, b, actor_outs, grad_actions, scratch, actor_grads, -1, NULL);
-        adam_scalars(rates[2], hyper[2], hyper[3], rates[3] + group, &step_size, &bias2);
+        adam_scalars(rates[1], hyper[2], hyper[3], (double)actor_count + 1.0 + group, &step_size, &bias2);
         adam(&actor, actor_grads, actor_avg, actor_sq, decays, hyper + 2, step_size, bias2);
         for (int k = 0; k < n_critics; k++) polyak(&q[k], &q_target[k], tau);
         polyak(&actor, &actor_target, tau);
@@ -452,6 +458,103 @@ def _sizes(weights: list[th.Tensor]) -> list[int]:
     return [int(weights[0].shape[1])] + [int(weight.shape[0]) for weight in weights]
 
 
+def _adam_tensors(optimizer: th.optim.Optimizer, params: list[th.Tensor]) -> tuple[list[th.Tensor], ...]:
+    """
+    The optimizer's state tensors for the parameters, created as Adam creates them when a parameter has none yet
+    (their layouts are checked by :class:`_PreparedCall`, their step counts by the kernel).
+
+    :return: ``exp_avg``, ``exp_avg_sq`` and ``step`` tensors
+    """
+    avgs, sqs, steps = [], [], []
+    for param in params:
+        state = optimizer.state[param]
+        if not state:
+            # What Adam's _init_group puts there for fused/capturable steps: a 0-d float tensor on the device
+            state["step"] = th.zeros((), dtype=th.float32, device=param.device)
+            state["exp_avg"] = th.zeros_like(param, memory_format=th.preserve_format)
+            state["exp_avg_sq"] = th.zeros_like(param, memory_format=th.preserve_format)
+        step = state["step"]
+        if not isinstance(step, th.Tensor) or step.dim() != 0:
+            raise _Unsupported("Adam's step counters are not 0-d tensors")
+        avgs.append(state["exp_avg"])
+        sqs.append(state["exp_avg_sq"])
+        steps.append(step)
+    return avgs, sqs, steps
+
+
+class _PreparedCall:
+    """
+    The checked arguments of the kernel that stay the same from call to call (networks, state, shapes).
+
+    :raises _Unsupported: When the tensors do not fit the kernel
+    """
+
+    def __init__(
+        self,
+        key: tuple[Any, ...],
+        cfg: UpdateConfig,
+        state: list[th.Tensor],
+        batch: list[th.Tensor],
+        counters: list[th.Tensor],
+        grads: list[th.Tensor],
+        targets: list[th.Tensor],
+    ) -> None:
+        self.key = key
+        if {t.dtype for t in (*state, *counters, *grads)} != {th.float32} or not all(
+            t.is_contiguous() and t.is_cpu for t in (*state, *grads)
+        ):
+            raise _Unsupported("the parameters, targets or optimizer state are not contiguous float32 CPU tensors")
+        n_steps, batch_size = (int(d) for d in batch[0].shape[:2])
+        n_actor = 2 * cfg.actor_layers
+        n_params = n_actor + 2 * cfg.critic_layers * cfg.n_critics
+        params = state[:n_params]
+        moments = state[2 * n_params :]
+        # (the moments: actor's exp_avg, exp_avg_sq, then the Q-networks')
+        same_shapes = [*params[:n_actor], *params[:n_actor], *params[n_actor:], *params[n_actor:]]
+        actor_sizes = _sizes(state[0:n_actor:2])
+        critic_sizes = _sizes(state[n_actor : n_actor + 2 * cfg.critic_layers : 2])
+        actions = actor_sizes[-1]
+        shapes_ok = (
+            critic_sizes[0] == cfg.features_dim + actions
+            and actor_sizes[0] == cfg.features_dim
+            and critic_sizes[-1] == 1
+            and batch[0].shape[2:] == (cfg.features_dim,)
+            and batch[1].shape[2:] == (actions,)
+            and all(x.shape[1:] == (batch_size, 1) for x in batch[3:6])
+            and all(p.shape == g.shape for p, g in zip(params, grads, strict=True))
+            and all(p.shape == t.shape for p, t in zip(params, targets, strict=True))
+            and all(p.shape == m.shape for p, m in zip(same_shapes, moments, strict=True))
+        )
+        if not shapes_ok:
+            raise _Unsupported("the replay samples or targets do not have the networks' widths")
+        self.dims = (ctypes.c_int64 * 11)(
+            n_steps,
+            cfg.policy_delay,
+            batch_size,
+            cfg.features_dim,
+            actions,
+            cfg.actor_layers,
+            cfg.critic_layers,
+            cfg.n_critics,
+            int(cfg.actor_tanh),
+            int(cfg.critic_tanh),
+            int(cfg.noise_clip is not None),
+        )
+        noise_clip = 0.0 if cfg.noise_clip is None else cfg.noise_clip
+        betas_and_eps = (*cfg.actor_betas, cfg.actor_eps, *cfg.critic_betas, cfg.critic_eps)
+        self.hyper = (ctypes.c_double * 8)(cfg.tau, noise_clip, *betas_and_eps)
+        decays = [*cfg.actor_weight_decay, *cfg.critic_weight_decay]
+        self.decays = (ctypes.c_float * len(decays))(*decays)
+        self.actor_widths = (ctypes.c_int64 * len(actor_sizes))(*actor_sizes)
+        self.critic_widths = (ctypes.c_int64 * len(critic_sizes))(*critic_sizes)
+        self.state = _pointers([t.data_ptr() for t in state])
+        self.counters = _pointers([t.data_ptr() for t in counters])
+        self.grads = _pointers([t.data_ptr() for t in grads])
+        library, _ = load_kernel()
+        assert library is not None
+        self.workspace_floats = int(library.ddpg_workspace_floats(self.dims, self.actor_widths, self.critic_widths))
+
+
 class NativeUpdate(CompiledUpdate):
     """
     Runs the gradient steps of ``DDPGPlus.train()`` as one C loop (see the module's docstring).
@@ -469,9 +572,10 @@ class NativeUpdate(CompiledUpdate):
         # Layer outputs, gradients and scratch of the kernel, kept between calls (grown when a call needs more)
         self._workspace = th.empty(0, dtype=th.float32)
         self._quiet = False
+        self._prepared: _PreparedCall | None = None
 
     def __getstate__(self) -> dict[str, Any]:
-        return {**super().__getstate__(), "_workspace": th.empty(0, dtype=th.float32), "_quiet": False}
+        return {**super().__getstate__(), "_workspace": th.empty(0, dtype=th.float32), "_quiet": False, "_prepared": None}
 
     def run(self, model: Any, manual: ManualBackward | None, gradient_steps: int, batch_size: int) -> LossSums | None:
         # native_update="auto" (the default) falls back without a warning: the user did not ask for this path
@@ -510,8 +614,8 @@ class NativeUpdate(CompiledUpdate):
         actor_params = manual.actor.parameters()
         critic_params = [p for q_net in manual.q_networks for p in q_net.parameters()]
         # Read now, not once per call: an eager step may have created the state or rebuilt LeanAdam's counters
-        actor_avg, actor_sq, actor_steps, actor_count = _adam_state(model.actor.optimizer, actor_params)
-        critic_avg, critic_sq, critic_steps, critic_count = _adam_state(model.critic.optimizer, critic_params)
+        actor_avg, actor_sq, actor_steps = _adam_tensors(model.actor.optimizer, actor_params)
+        critic_avg, critic_sq, critic_steps = _adam_tensors(model.critic.optimizer, critic_params)
         state = [*actor_params, *critic_params, *targets, *actor_avg, *actor_sq, *critic_avg, *critic_sq]
         batch = [f[first : first + n_steps] for f in fields]  # (contiguous: slices of the first dimension)
         if cfg.noise_clip is not None:
@@ -519,64 +623,40 @@ class NativeUpdate(CompiledUpdate):
             shape = batch[1].shape[1:]
             batch.append(th.stack([th.randn(shape).mul_(model.target_policy_noise) for _ in range(n_steps)]))
         counters = [*critic_steps, *actor_steps]
-        dtypes = {t.dtype for t in state} | {t.dtype for t in batch} | {t.dtype for t in counters}
-        if dtypes != {th.float32} or not all(t.is_contiguous() and t.is_cpu for t in (*targets, *batch)):
-            raise _Unsupported("the parameters, optimizer state or replay samples are not contiguous float32 CPU tensors")
-        batch_size = int(batch[0].shape[1])
-        actor_sizes = _sizes(actor_params[0::2])
-        critic_sizes = _sizes(critic_params[: 2 * cfg.critic_layers : 2])
-        actions = actor_sizes[-1]
-        shapes_ok = (
-            critic_sizes[0] == cfg.features_dim + actions
-            and actor_sizes[0] == cfg.features_dim
-            and critic_sizes[-1] == 1
-            and batch[0].shape[2:] == (cfg.features_dim,)
-            and batch[1].shape[2:] == (actions,)
-            and all(x.shape[1:] == (batch_size, 1) for x in batch[3:6])
-        )
-        if not shapes_ok:
-            raise _Unsupported("the replay samples do not have the networks' widths")
-        dims = (ctypes.c_int64 * 11)(
-            n_steps,
-            cfg.policy_delay,
-            batch_size,
-            cfg.features_dim,
-            actions,
-            cfg.actor_layers,
-            cfg.critic_layers,
-            cfg.n_critics,
-            int(cfg.actor_tanh),
-            int(cfg.critic_tanh),
-            int(cfg.noise_clip is not None),
-        )
-        noise_clip = 0.0 if cfg.noise_clip is None else cfg.noise_clip
-        hyper = (ctypes.c_double * 8)(cfg.tau, noise_clip, *cfg.actor_betas, cfg.actor_eps, *cfg.critic_betas, cfg.critic_eps)
-        decays = (ctypes.c_float * (len(actor_params) + len(critic_params)))(*cfg.actor_weight_decay, *cfg.critic_weight_decay)
-        # Learning rates and the first step's number: the kernel takes Adam's bias corrections from them
-        adam = (ctypes.c_double * 4)(critic_group[0], critic_count + 1, actor_group[0], actor_count + 1)
+        # The last step's gradients end in .grad, as after the eager loop
+        grads = [_grad_buffer(p) for p in (*actor_params, *critic_params)]
+        if not all(t.dtype is th.float32 and t.is_contiguous() for t in batch):
+            raise _Unsupported("the replay samples are not contiguous float32 tensors")
+        tensors = [*state, *counters, *grads]
+        # What the prepared call depends on; the addresses change when a tensor is replaced (optimizer state loaded,
+        # a parameter's .data assigned, .grad set to None and made again)
+        key = (cfg, tuple(t.shape for t in batch), tuple(t.data_ptr() for t in tensors))
+        call = self._prepared
+        if call is None or call.key != key:
+            call = self._prepared = _PreparedCall(key, cfg, state, batch, counters, grads, targets)
+        if self._workspace.numel() < call.workspace_floats:
+            self._workspace = th.empty(call.workspace_floats, dtype=th.float32)
+        # Learning rates: the kernel takes Adam's bias corrections from them and the step counters
+        rates = (ctypes.c_double * 2)(critic_group[0], actor_group[0])
         totals = (ctypes.c_double * 3)()
-        actor_widths = (ctypes.c_int64 * len(actor_sizes))(*actor_sizes)
-        critic_widths = (ctypes.c_int64 * len(critic_sizes))(*critic_sizes)
-        needed = library.ddpg_workspace_floats(dims, actor_widths, critic_widths)
-        if self._workspace.numel() < needed:
-            self._workspace = th.empty(needed, dtype=th.float32)
         code = library.ddpg_update(
             sgemm,
-            dims,
-            actor_widths,
-            critic_widths,
-            hyper,
-            decays,
-            _pointers([t.data_ptr() for t in state]),
+            call.dims,
+            call.actor_widths,
+            call.critic_widths,
+            call.hyper,
+            call.decays,
+            call.state,
             _pointers([t.data_ptr() for t in batch]),
-            adam,
-            _pointers([t.data_ptr() for t in counters]),
-            # The last step's gradients end in .grad, as after the eager loop
-            _pointers([_grad_buffer(p).data_ptr() for p in (*actor_params, *critic_params)]),
+            rates,
+            call.counters,
+            call.grads,
             self._workspace.data_ptr(),
             self._workspace.numel(),
             totals,
         )
+        if code == -3:
+            raise _Unsupported("the parameters of one optimizer have taken different numbers of steps")
         if code != 0:
             # (-1, a workspace too small, cannot happen: it was sized by the kernel itself)
             raise _Unsupported("the native update takes at most 32 layers and 8 Q-networks")
