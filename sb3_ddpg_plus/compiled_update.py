@@ -529,29 +529,39 @@ class CompiledUpdate:
             remaining -= steps
             data = model.replay_buffer.sample(batch_size * steps, env=model._vec_normalize_env)
             fields = _fields(data, model.gamma, steps, batch_size)
-            # Whole groups of policy_delay steps (the last one updates the actor) are compiled; the steps before the
-            # first group and after the last run eagerly, as do calls with fewer than MIN_GROUPS groups
-            lead = min((-model._n_updates) % cfg.policy_delay, steps)
-            groups = (steps - lead) // cfg.policy_delay
-            if groups < self.min_groups or self._broken is not None:
-                lead, groups = steps, 0
+            lead, count = (steps, 0) if self._broken is not None else self._split(model._n_updates, cfg.policy_delay, steps)
             for idx in range(lead):
                 self._eager_step(model, manual, [f[idx] for f in fields], losses)
             done = lead
-            if groups:
+            if count:
+                before = model._n_updates
                 try:
                     totals += self._compiled_groups(
-                        model, manual, cfg, actor_group, critic_group, targets, fields, lead, groups
+                        model, manual, cfg, actor_group, critic_group, targets, fields, lead, count
                     )
-                    done += groups * cfg.policy_delay
-                    losses.n_critic += groups * cfg.policy_delay
-                    losses.n_actor += groups
+                    done += count
+                    losses.n_critic += count
+                    # (the steps whose number is a multiple of policy_delay update the actor)
+                    losses.n_actor += (before + count) // cfg.policy_delay - before // cfg.policy_delay
                 except _Unsupported as reason:
                     self._fall_back(str(reason))
             for idx in range(done, steps):
                 self._eager_step(model, manual, [f[idx] for f in fields], losses)
         _add_totals(losses, totals)
         return losses
+
+    def _split(self, updates: int, delay: int, steps: int) -> tuple[int, int]:
+        """
+        :param updates: Gradient steps taken before the chunk
+        :param delay: ``policy_delay``
+        :param steps: Gradient steps of the chunk
+        :return: How many of its steps run eagerly first, and how many then run on this path (the rest: eagerly).
+            Whole groups of ``policy_delay`` steps (the last one updates the actor) are compiled; the steps before
+            the first group and after the last run eagerly, as do chunks with fewer than ``min_groups`` groups.
+        """
+        lead = min((-updates) % delay, steps)
+        groups = (steps - lead) // delay
+        return (steps, 0) if groups < self.min_groups else (lead, groups * delay)
 
     def _compiled_groups(
         self,
@@ -563,16 +573,16 @@ class CompiledUpdate:
         targets: list[th.Tensor],
         fields: list[th.Tensor],
         first: int,
-        groups: int,
+        n_steps: int,
     ) -> th.Tensor:
         """
-        Steps ``first, ..., first + groups * policy_delay - 1`` of the fields, compiled.
+        Steps ``first, ..., first + n_steps - 1`` of the fields (whole groups of ``policy_delay``), compiled.
 
         :return: Sums of the critic loss, the first Q-network's mean value and the actor loss over the steps
         :raises _Unsupported: When the optimizer state does not fit or compilation fails (nothing was changed)
         """
         delay = cfg.policy_delay
-        n_steps = groups * delay
+        groups = n_steps // delay
         actor_params = manual.actor.parameters()
         critic_params = [p for q_net in manual.q_networks for p in q_net.parameters()]
         # Read now, not once per call: an eager step may have created the state or rebuilt LeanAdam's counters

@@ -301,6 +301,8 @@ int ddpg_update(sgemm_fn gemm, const int64_t *dims, const int64_t *actor_sizes, 
     const float tau = (float)hyper[0], noise_clip = (float)hyper[1];
     const float error_scale = (float)(2.0 / b), actor_grad = (float)(-1.0 / b);
     double critic_loss_sum = 0.0, mean_q_sum = 0.0, actor_loss_sum = 0.0;
+    const int phase = (int)rates[2]; /* gradient steps taken before this call, modulo policy_delay */
+    int actor_steps = 0;
     for (int s = 0; s < steps; s++) {
         const float *obs = batch[0] + (int64_t)s * b * features, *act = batch[1] + (int64_t)s * b * actions;
         const float *next_obs = batch[2] + (int64_t)s * b * features;
@@ -354,9 +356,10 @@ int ddpg_update(sgemm_fn gemm, const int64_t *dims, const int64_t *actor_sizes, 
         for (int k = 0; k < n_critics; k++)
             adam(&q[k], critic_grads + k * n_q, critic_avg + k * n_q, critic_sq + k * n_q, decays + n_actor + k * n_q,
                  hyper + 5, step_size, bias2);
-        if (s % delay != delay - 1) continue;
+        /* The steps whose number (counted over the model's life, from 1) is a multiple of policy_delay */
+        if ((phase + s + 1) % delay != 0) continue;
         /* Actor: -mean(Q_1(s, mu(s))) through the updated first Q-network (no gradient for its parameters) */
-        const int group = s / delay;
+        const int group = actor_steps++;
         actor_outs[0] = (float *)obs;
         forward(ctx, &actor, b, actor_outs);
         concat(b, obs, features, actor_outs[actor_layers], actions, input);
@@ -384,7 +387,7 @@ int ddpg_update(sgemm_fn gemm, const int64_t *dims, const int64_t *actor_sizes, 
     /* Adam's step counters (0-d float32 tensors), as torch._foreach_add_ of the steps taken */
     for (int idx = 0; idx < n_critic; idx++) *step_counters[idx] = *step_counters[idx] + (float)steps;
     for (int idx = 0; idx < n_actor; idx++)
-        *step_counters[n_critic + idx] = *step_counters[n_critic + idx] + (float)(steps / delay);
+        *step_counters[n_critic + idx] = *step_counters[n_critic + idx] + (float)actor_steps;
     totals[0] = critic_loss_sum;
     totals[1] = mean_q_sum;
     totals[2] = actor_loss_sum;
@@ -563,8 +566,11 @@ class NativeUpdate(CompiledUpdate):
     """
 
     option = "native_update"
-    # One group is worth a call: there is no compilation to amortise
-    min_groups = 1
+
+    def _split(self, updates: int, delay: int, steps: int) -> tuple[int, int]:
+        # Every step, wherever the chunk starts in a group of policy_delay: there is no compilation to amortise
+        return 0, steps
+
     failure = "the native update failed"
 
     def __init__(self) -> None:
@@ -600,17 +606,17 @@ class NativeUpdate(CompiledUpdate):
         targets: list[th.Tensor],
         fields: list[th.Tensor],
         first: int,
-        groups: int,
+        n_steps: int,
     ) -> th.Tensor:
         """
-        Steps ``first, ..., first + groups * policy_delay - 1`` of the fields, in C.
+        Steps ``first, ..., first + n_steps - 1`` of the fields, in C (any number: the kernel updates the actor at the
+        steps whose number is a multiple of ``policy_delay``).
 
         :return: Sums of the critic loss, the first Q-network's mean value and the actor loss over the steps
         :raises _Unsupported: When the inputs do not fit (nothing was changed)
         """
         library, sgemm = load_kernel()
         assert library is not None and sgemm is not None
-        n_steps = groups * cfg.policy_delay
         actor_params = manual.actor.parameters()
         critic_params = [p for q_net in manual.q_networks for p in q_net.parameters()]
         # Read now, not once per call: an eager step may have created the state or rebuilt LeanAdam's counters
@@ -636,8 +642,9 @@ class NativeUpdate(CompiledUpdate):
             call = self._prepared = _PreparedCall(key, cfg, state, batch, counters, grads, targets)
         if self._workspace.numel() < call.workspace_floats:
             self._workspace = th.empty(call.workspace_floats, dtype=th.float32)
-        # Learning rates: the kernel takes Adam's bias corrections from them and the step counters
-        rates = (ctypes.c_double * 2)(critic_group[0], actor_group[0])
+        # Learning rates (the kernel takes Adam's bias corrections from them and the step counters), and where the
+        # call starts in a group of policy_delay steps
+        rates = (ctypes.c_double * 3)(critic_group[0], actor_group[0], model._n_updates % cfg.policy_delay)
         totals = (ctypes.c_double * 3)()
         code = library.ddpg_update(
             sgemm,

@@ -45,11 +45,17 @@ def wide_model(**options):
     ],
 )
 def test_same_training_as_eager(make, options):
-    # Calls of different lengths: with policy_delay 2, whole groups and the steps around them (eager)
+    # Calls of different lengths: with policy_delay 2, calls that start and end inside a group of two steps, and
+    # calls of one step (critic only, then critic and actor)
+    updater = NativeUpdate()
+    calls = []
+    original = updater._compiled_groups
+    updater._compiled_groups = lambda *args: calls.append(args[-1]) or original(*args)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # the native path applies: no fallback warning
-        ours, reference = train_both(make(**options), [6, 5, 1, 4], NativeUpdate())
+        ours, reference = train_both(make(**options), [6, 5, 1, 1, 4, 1], updater)
     assert_same_training(ours, reference)
+    assert calls == [6, 5, 1, 1, 4, 1]  # every step ran in C, none eagerly
 
 
 @needs_kernel
