@@ -613,8 +613,33 @@ class NativeUpdate(CompiledUpdate):
         steps whose number is a multiple of ``policy_delay``).
 
         :return: Sums of the critic loss, the first Q-network's mean value and the actor loss over the steps
-        :raises _Unsupported: When the inputs do not fit (nothing was changed)
+        :raises _Unsupported: When the inputs do not fit, or something unexpected failed before the kernel ran (then
+            the eager loop runs from now on); nothing was changed, torch's generator included
         """
+        rng_state = th.get_rng_state() if cfg.noise_clip is not None else None
+        try:
+            return self._native_steps(model, manual, cfg, actor_group, critic_group, targets, fields, first, n_steps)
+        except Exception as error:
+            if rng_state is not None:  # the eager steps then draw the same noise
+                th.set_rng_state(rng_state)
+            if isinstance(error, _Unsupported):
+                raise
+            first_line = (str(error).strip().splitlines() or [""])[0][:200]
+            self._broken = f"{self.failure} ({type(error).__name__}: {first_line})"
+            raise _Unsupported(self._broken) from error
+
+    def _native_steps(
+        self,
+        model: Any,
+        manual: ManualBackward,
+        cfg: UpdateConfig,
+        actor_group: tuple[float, tuple[float, float], float, list[float]],
+        critic_group: tuple[float, tuple[float, float], float, list[float]],
+        targets: list[th.Tensor],
+        fields: list[th.Tensor],
+        first: int,
+        n_steps: int,
+    ) -> th.Tensor:
         library, sgemm = load_kernel()
         assert library is not None and sgemm is not None
         actor_params = manual.actor.parameters()

@@ -184,6 +184,30 @@ def test_falls_back_without_the_kernel(monkeypatch, tmp_path):
         native_update._forget()
 
 
+@needs_kernel
+def test_an_unexpected_failure_falls_back_for_good_without_changing_anything(monkeypatch):
+    model = make_model(**TD3)
+    model.native_update = True
+    reference = copy.deepcopy(model)
+    reference.native_update = False
+
+    def broken(*args):
+        raise OSError("something unexpected")
+
+    monkeypatch.setattr(native_update, "_pointers", broken)
+    for model_ in (model, reference):
+        np.random.seed(3)
+        th.manual_seed(3)
+        with (
+            pytest.warns(UserWarning, match="native update failed.*OSError: something unexpected")
+            if (model_ is model)
+            else warnings.catch_warnings()
+        ):
+            model_.train(gradient_steps=4, batch_size=BATCH)
+    assert_same_training(model, reference)  # the eager steps, with the same target noise
+    assert model._native_update._broken is not None
+
+
 def test_bad_option_value_is_refused():
     with pytest.raises((TypeError, ValueError), match="native_update"):
         DDPGPlus("MlpPolicy", "Pendulum-v1", native_update="yes")
