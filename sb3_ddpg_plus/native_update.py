@@ -26,12 +26,11 @@ from __future__ import annotations
 
 import ctypes
 import threading
-from pathlib import Path
 from typing import Any
 
 import torch as th
 
-from sb3_ddpg_plus import native_build
+from sb3_ddpg_plus import native_blas, native_build
 from sb3_ddpg_plus.compiled_update import CompiledUpdate, UpdateConfig, _Unsupported
 from sb3_ddpg_plus.manual_backward import ManualBackward, _grad_buffer
 from sb3_ddpg_plus.train_utils import LossSums
@@ -59,8 +58,14 @@ _SOURCE = r"""
 typedef void (*sgemm_fn)(const char *, const char *, const int *, const int *, const int *, const float *,
                          const float *, const int *, const float *, const int *, const float *, float *, const int *);
 
+/* The same function of an ILP64 BLAS (64-bit integers), such as the OpenBLAS inside numpy's wheels */
+typedef void (*sgemm64_fn)(const char *, const char *, const int64_t *, const int64_t *, const int64_t *,
+                           const float *, const float *, const int64_t *, const float *, const int64_t *,
+                           const float *, float *, const int64_t *);
+
 typedef struct {
-    sgemm_fn gemm;
+    void *gemm;
+    int ilp64;
     float *spare;  /* room for a skinny product's transpose (SKINNY_MAX x rows) */
 } Ctx;
 
@@ -72,7 +77,12 @@ static void mm_direct(const Ctx *ctx, int trans_a, int trans_b, int m, int n, in
                       const float *b, int ldb, float beta, float *c, int ldc) {
     const char ca = trans_a ? 'T' : 'N', cb = trans_b ? 'T' : 'N';
     const float one = 1.0f;
-    ctx->gemm(&cb, &ca, &n, &m, &k, &one, b, &ldb, a, &lda, &beta, c, &ldc);
+    if (ctx->ilp64) {
+        const int64_t m64 = m, n64 = n, k64 = k, lda64 = lda, ldb64 = ldb, ldc64 = ldc;
+        ((sgemm64_fn)ctx->gemm)(&cb, &ca, &n64, &m64, &k64, &one, b, &ldb64, a, &lda64, &beta, c, &ldc64);
+    } else {
+        ((sgemm_fn)ctx->gemm)(&cb, &ca, &n, &m, &k, &one, b, &ldb, a, &lda, &beta, c, &ldc);
+    }
 }
 
 /* The same product; one with few (2-16) columns and many rows is computed as its transpose, which one-thread MKL
@@ -238,7 +248,7 @@ int64_t ddpg_workspace_floats(const int64_t *dims, const int64_t *actor_sizes, c
 
 /* Runs `steps` gradient steps of DDPG/TD3 (see sb3_ddpg_plus/native_update.py for the arguments); returns 0, or -1
    when the workspace could not be allocated (nothing was changed then). */
-int ddpg_update(sgemm_fn gemm, const int64_t *dims, const int64_t *actor_sizes, const int64_t *critic_sizes,
+int ddpg_update(void *gemm, const int64_t *dims, const int64_t *actor_sizes, const int64_t *critic_sizes,
                 const double *hyper, const float *decays, float *const *state, const float *const *batch,
                 const double *rates, float *const *step_counters, float *const *grads_out, float *work,
                 int64_t work_floats, double *totals) {
@@ -297,7 +307,7 @@ int ddpg_update(sgemm_fn gemm, const int64_t *dims, const int64_t *actor_sizes, 
     for (int idx = 0; idx < n_actor; idx++) { actor_grads[idx] = cursor; cursor += n_params(&actor, idx); }
     for (int idx = 0; idx < n_critic; idx++) { critic_grads[idx] = cursor; cursor += n_params(&q[0], idx % n_q); }
 
-    const Ctx context = {gemm, spare}, *ctx = &context;
+    const Ctx context = {gemm, (int)dims[11], spare}, *ctx = &context;
     const float tau = (float)hyper[0], noise_clip = (float)hyper[1];
     const float error_scale = (float)(2.0 / b), actor_grad = (float)(-1.0 / b);
     double critic_loss_sum = 0.0, mean_q_sum = 0.0, actor_loss_sum = 0.0;
@@ -396,7 +406,7 @@ int ddpg_update(sgemm_fn gemm, const int64_t *dims, const int64_t *actor_sizes, 
 """
 
 _lock = threading.Lock()
-_state: dict[str, Any] = {}  # "library", "sgemm" and "reason" once loading was tried
+_state: dict[str, Any] = {}  # "library" and "reason" once loading was tried
 
 
 def _declare(library: ctypes.CDLL) -> ctypes.CDLL:
@@ -408,36 +418,21 @@ def _declare(library: ctypes.CDLL) -> ctypes.CDLL:
     return library
 
 
-def _torch_sgemm() -> tuple[int | None, str | None]:
-    """:return: The address of ``sgemm_`` in the running PyTorch's CPU library, or None and why not"""
-    folder = Path(th.__file__).parent / "lib"
-    candidates = sorted(folder.glob("libtorch_cpu.*")) + sorted(folder.glob("libtorch.*"))
-    for candidate in candidates:
-        try:
-            library = ctypes.CDLL(str(candidate))
-            return ctypes.cast(library.sgemm_, ctypes.c_void_p).value, None
-        except (OSError, AttributeError):
-            continue
-    return None, "this PyTorch's library does not export the BLAS function sgemm_"
+def _load() -> tuple[ctypes.CDLL | None, str | None]:
+    if native_blas.torch_blas() is None and native_blas.numpy_blas() is None:
+        return None, "neither this PyTorch's library nor numpy's exports the BLAS function sgemm"
+    return native_build.build_and_load("ddpg_update", _SOURCE, _FLAGS, _declare)
 
 
-def _load() -> tuple[ctypes.CDLL | None, int | None, str | None]:
-    sgemm, reason = _torch_sgemm()
-    if sgemm is None:
-        return None, None, reason
-    library, reason = native_build.build_and_load("ddpg_update", _SOURCE, _FLAGS, _declare)
-    return library, None if library is None else sgemm, reason
-
-
-def load_kernel() -> tuple[ctypes.CDLL | None, int | None]:
+def load_kernel() -> ctypes.CDLL | None:
     """
-    :return: The compiled update and PyTorch's ``sgemm_`` address (compiled on the first call of this machine,
-        loaded on the first call of this process), or ``(None, None)`` (see :func:`unavailable_reason`)
+    :return: The compiled update (compiled on the first call of this machine, loaded on the first call of this
+        process), or None (see :func:`unavailable_reason`)
     """
     with _lock:
         if "reason" not in _state:
-            _state["library"], _state["sgemm"], _state["reason"] = _load()
-        return _state["library"], _state["sgemm"]
+            _state["library"], _state["reason"] = _load()
+        return _state["library"]
 
 
 def unavailable_reason() -> str | None:
@@ -530,7 +525,18 @@ class _PreparedCall:
         )
         if not shapes_ok:
             raise _Unsupported("the replay samples or targets do not have the networks' widths")
-        self.dims = (ctypes.c_int64 * 11)(
+        library = load_kernel()
+        assert library is not None
+        # The BLAS for this network shape, picked by its largest product (native_blas: chosen once per machine)
+        inner, columns = max(
+            ((t.shape[1], t.shape[0]) for t in state[:n_params:2]), key=lambda shape: int(shape[0]) * int(shape[1])
+        )
+        try:
+            self.blas = native_blas.choose(batch_size, int(inner), int(columns))
+        except ValueError as error:
+            raise _Unsupported(str(error)) from error
+        blas = self.blas
+        self.dims = (ctypes.c_int64 * 12)(
             n_steps,
             cfg.policy_delay,
             batch_size,
@@ -542,6 +548,7 @@ class _PreparedCall:
             int(cfg.actor_tanh),
             int(cfg.critic_tanh),
             int(cfg.noise_clip is not None),
+            int(blas.ilp64),
         )
         noise_clip = 0.0 if cfg.noise_clip is None else cfg.noise_clip
         betas_and_eps = (*cfg.actor_betas, cfg.actor_eps, *cfg.critic_betas, cfg.critic_eps)
@@ -553,8 +560,6 @@ class _PreparedCall:
         self.state = _pointers([t.data_ptr() for t in state])
         self.counters = _pointers([t.data_ptr() for t in counters])
         self.grads = _pointers([t.data_ptr() for t in grads])
-        library, _ = load_kernel()
-        assert library is not None
         self.workspace_floats = int(library.ddpg_workspace_floats(self.dims, self.actor_widths, self.critic_widths))
 
 
@@ -593,7 +598,7 @@ class NativeUpdate(CompiledUpdate):
             super()._fall_back(reason)
 
     def _check_backend(self) -> None:
-        if load_kernel()[0] is None:
+        if load_kernel() is None:
             raise _Unsupported(f"the C kernel is not available: {unavailable_reason()}")
 
     def _compiled_groups(
@@ -640,8 +645,8 @@ class NativeUpdate(CompiledUpdate):
         first: int,
         n_steps: int,
     ) -> th.Tensor:
-        library, sgemm = load_kernel()
-        assert library is not None and sgemm is not None
+        library = load_kernel()
+        assert library is not None
         actor_params = manual.actor.parameters()
         critic_params = [p for q_net in manual.q_networks for p in q_net.parameters()]
         # Read now, not once per call: an eager step may have created the state or rebuilt LeanAdam's counters
@@ -671,22 +676,23 @@ class NativeUpdate(CompiledUpdate):
         # call starts in a group of policy_delay steps
         rates = (ctypes.c_double * 3)(critic_group[0], actor_group[0], model._n_updates % cfg.policy_delay)
         totals = (ctypes.c_double * 3)()
-        code = library.ddpg_update(
-            sgemm,
-            call.dims,
-            call.actor_widths,
-            call.critic_widths,
-            call.hyper,
-            call.decays,
-            call.state,
-            _pointers([t.data_ptr() for t in batch]),
-            rates,
-            call.counters,
-            call.grads,
-            self._workspace.data_ptr(),
-            self._workspace.numel(),
-            totals,
-        )
+        with call.blas.threads_of_torch():
+            code = library.ddpg_update(
+                call.blas.address,
+                call.dims,
+                call.actor_widths,
+                call.critic_widths,
+                call.hyper,
+                call.decays,
+                call.state,
+                _pointers([t.data_ptr() for t in batch]),
+                rates,
+                call.counters,
+                call.grads,
+                self._workspace.data_ptr(),
+                self._workspace.numel(),
+                totals,
+            )
         if code == -3:
             raise _Unsupported("the parameters of one optimizer have taken different numbers of steps")
         if code != 0:

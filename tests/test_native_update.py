@@ -157,7 +157,7 @@ def test_falls_back_without_the_kernel(monkeypatch, tmp_path):
     monkeypatch.setenv(native_build.ENV_SWITCH, "0")
     native_update._forget()
     try:
-        assert native_update.load_kernel() == (None, None)
+        assert native_update.load_kernel() is None
         assert native_update.unavailable_reason() == "disabled by SB3_DDPG_PLUS_NATIVE=0"
         model = make_model()
         reference, ours = copy.deepcopy(model), copy.deepcopy(model)
@@ -177,7 +177,7 @@ def test_falls_back_without_the_kernel(monkeypatch, tmp_path):
         monkeypatch.setenv(native_build.ENV_CACHE, str(tmp_path / "cache"))
         monkeypatch.setenv("CC", str(tmp_path / "no-such-compiler"))
         native_update._forget()
-        assert native_update.load_kernel() == (None, None)
+        assert native_update.load_kernel() is None
         assert "could not build or load the C kernels" in native_update.unavailable_reason()
     finally:
         monkeypatch.undo()
