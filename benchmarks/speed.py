@@ -795,17 +795,19 @@ RATIOS = (
 
 def setup_timers(
     workers: dict[str, WorkerProcess], plan: dict[str, dict[str, tuple[str, str, dict[str, Any]]]]
-) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, int]]]:
+) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, int]], dict[str, str]]:
     """
     Build every timer of a case in its worker, one at a time (so that warm-ups are timed without each other), and check
     that all models have the same number of parameters.
 
     :param workers: Ready workers by library.
     :param plan: group -> timer name -> (worker, timer kind, constructor arguments).
-    :return: Warm-up seconds and parameter counts, by group and timer name.
+    :return: Warm-up seconds and parameter counts, by group and timer name, and the BLAS each DDPGPlus timer's
+        native update picked (by ``group/name``; none when the native update did not run).
     """
     warmup: dict[str, dict[str, float]] = {group: {} for group in plan}
     params: dict[str, dict[str, int]] = {group: {} for group in plan}
+    blas: dict[str, str] = {}
     for group, timers in plan.items():
         for name, (worker, kind, kwargs) in timers.items():
             answer = workers[worker].call("setup", key=f"{group}/{name}", timer=kind, kwargs=kwargs)
@@ -813,10 +815,12 @@ def setup_timers(
                 warmup[group][name] = answer["warmup_s"]
             if "params" in answer:
                 params[group][name] = answer["params"]
+            if answer.get("native_blas"):
+                blas[f"{group}/{name}"] = answer["native_blas"]
     counts = {f"{group}/{name}": n for group, by_name in params.items() for name, n in by_name.items()}
     if len(set(counts.values())) != 1:
         raise RuntimeError(f"parameter counts differ between the libraries (actor + critic): {counts}")
-    return warmup, params
+    return warmup, params, blas
 
 
 def run_case(
@@ -874,7 +878,7 @@ def run_case(
     if compiled:
         plan["train"]["ours_compiled"] = ("ours", "train", dict(train, compile_update=True))
 
-    warmup, params = setup_timers(workers, plan)
+    warmup, params, blas = setup_timers(workers, plan)
 
     budget_s, rounds = (0.005, 2) if quick else (0.05, 5)
     shape = gemm_probe_shape(obs_dim, action_dim, arch)
@@ -915,6 +919,7 @@ def run_case(
         "gemm": {"shape": list(shape), "gflops": gflops, "best_backend": best_backend},
         "flops_per_update": flops,
         "gemm_bound_updates_per_s": bound,
+        "native_blas": blas,
         "train_ratio_ours_gemm_bound": median(raw["train"]["ours"]) / bound,
         "ratios": {},
         "raw": raw,
@@ -959,22 +964,6 @@ TARGETS = (
     (14, (400, 300), "Pendulum-v1", "learn_ratio_ours_sbx", 1.0, "full learn() loop >= 1.0x SBX at [400, 300]"),
     (14, (64, 64), None, "train_ratio_ours_sbx", 1.0, "train() as one call of K steps >= 1.0x SBX at [64, 64]"),
     (14, (400, 300), None, "train_ratio_ours_sbx", 1.0, "train() as one call of K steps >= 1.0x SBX at [400, 300]"),
-    (
-        14,
-        (64, 64),
-        None,
-        "train_ratio_ours_compiled_sbx",
-        1.0,
-        "train() as one call of K steps, compile_update=True, >= 1.0x SBX at [64, 64]",
-    ),
-    (
-        14,
-        (400, 300),
-        None,
-        "train_ratio_ours_compiled_sbx",
-        1.0,
-        "train() as one call of K steps, compile_update=True, >= 1.0x SBX at [400, 300]",
-    ),
 )
 BUFFER_TARGET = 0.55
 
@@ -1214,18 +1203,20 @@ def render_markdown(report: dict[str, Any]) -> str:
             "### What the native update contributes",
             "",
             'DDPGPlus runs with its defaults, so with `native_update="auto"`: the gradient steps of a `train()` call '
-            "as one C loop around PyTorch's own `sgemm` (`sb3_ddpg_plus/native_update.py`). DDPGPlus (eager) is the same "
-            "model with `native_update=False`: the hand-written update as eager PyTorch operations. Timed in the same "
-            "repeats; updates/s.",
+            "as one C loop around a BLAS `sgemm` (`sb3_ddpg_plus/native_update.py`): PyTorch's own `sgemm_` or numpy's "
+            "OpenBLAS, chosen once per machine and network shape (`sb3_ddpg_plus/native_blas.py`; column BLAS: the one "
+            "this run's DDPGPlus used). DDPGPlus (eager) is the same model with `native_update=False`: the hand-written "
+            "update as eager PyTorch operations. Timed in the same repeats; updates/s.",
             "",
-            "| env | net_arch | K | one call of K: native | eager | native / eager "
+            "| env | net_arch | K | BLAS | one call of K: native | eager | native / eager "
             "| K calls of one: native | eager | native / eager |",
-            "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+            "|---|---|---:|---|---:|---:|---:|---:|---:|---:|",
         ]
         for case in native_cases:
             train, single = case["train_updates_per_s"], case["train_1step_updates_per_s"]
+            used = case.get("native_blas", {}).get("train/ours", "-")
             lines.append(
-                f"| {case['env']} | {arch_name(case['arch'])} | {case['train_steps']} | {train['ours']:.1f} "
+                f"| {case['env']} | {arch_name(case['arch'])} | {case['train_steps']} | {used} | {train['ours']:.1f} "
                 f"| {train['ours_eager']:.1f} | {format_ratio(case, 'train_ours_ours_eager')} "
                 f"| {format_rate(single, 'ours')} | {format_rate(single, 'ours_eager')} "
                 f"| {format_ratio(case, 'train_1step_ours_ours_eager')} |"

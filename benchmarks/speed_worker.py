@@ -90,6 +90,9 @@ class Worker:
             answer: dict[str, Any] = {"warmup_s": getattr(timer, "warmup_s", None)}
             if hasattr(timer, "model"):
                 answer["params"] = speed.count_parameters(timer.model)
+                # The BLAS the native update picked for this network (None: the native update did not run)
+                prepared = getattr(getattr(timer.model, "_native_update", None), "_prepared", None)
+                answer["native_blas"] = None if prepared is None else prepared.blas.name
             return answer
         if op == "gemm":
             m, k, n = request["shape"]

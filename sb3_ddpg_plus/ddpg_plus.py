@@ -98,6 +98,7 @@ class DDPGPlus(SaveLoadMixin, OffPolicyAlgorithm):
         hand-written update (plain MLP policies on the CPU, uniform replay): about 2x the updates per second at
         [64, 64] and 1.15x at [400, 300], for tens of seconds of compilation per process
         (``benchmarks/results/compiled_train.md``). Where it does not apply it warns once and the update stays eager.
+        ``native_update`` (on by default) runs first where it applies: set ``native_update=False`` to use this one.
     :param native_update: Run the gradient steps of a ``train()`` call as one C loop around PyTorch's own matrix
         products (:mod:`sb3_ddpg_plus.native_update`): the same update to float32 rounding, for plain MLP policies on
         the CPU with uniform replay and Adam, compiled once per machine (about a second) with its C compiler.

@@ -1,25 +1,28 @@
 """
-``DDPGPlus(native_update=True)``: the gradient steps of a ``train()`` call as one C loop around PyTorch's own BLAS.
+``DDPGPlus(native_update="auto")`` (the default): the gradient steps of a ``train()`` call as one C loop around a BLAS.
 
 The hand-written update of :mod:`sb3_ddpg_plus.manual_backward` runs about 90 eager PyTorch operations per gradient
 step; at [64, 64] their dispatch costs more than their arithmetic (``benchmarks/results/speed.md``), and
 ``compile_update`` still pays inductor's kernel launches and runtime wrapper. Here the same update (TD target, critic
 gradients, Adam, delayed actor gradients through the first Q-network, Adam, Polyak update) is one C function for
-all the steps of a call: its matrix products are calls of the ``sgemm`` that ``torch.mm`` calls (the BLAS inside
-the running PyTorch, MKL on x86, found in its library and passed as a function pointer, so the products use the same
-kernels, threads and settings as the eager path), everything else is plain loops. The host side (checks, the same
-replay samples, the target-policy noise drawn from torch's generator, the optimizers' learning rates and state) is
-:class:`~sb3_ddpg_plus.compiled_update.CompiledUpdate`'s: parameters, targets and Adam moments are the real tensors,
-updated in place, so saving, loading and switching between the paths stay exact.
+all the steps of a call: its matrix products are calls of a BLAS ``sgemm`` (PyTorch's own ``sgemm_``, what
+``torch.mm`` runs, or numpy's OpenBLAS where it is measured faster: :mod:`sb3_ddpg_plus.native_blas`), everything
+else is plain loops. The host side (checks, the same replay samples, the target-policy noise drawn from torch's
+generator, the optimizers' learning rates and state) is :class:`~sb3_ddpg_plus.compiled_update.CompiledUpdate`'s:
+parameters, targets, Adam moments and step counters are the real tensors, updated in place, and the last step's
+gradients are written to ``.grad``, so saving, loading, callbacks and switching between the paths see what the eager
+loop leaves.
 
-Arithmetic: compiled without ``-ffast-math`` and with ``-ffp-contract=off``, every elementwise operation is the
-float32 operation of the eager path in the same order; the sums over the batch (bias gradients, losses) are taken in
-row order, where PyTorch's reductions use another order, so the two paths agree to float32 rounding (tested to 1e-5
-relative, as the compiled path).
+Arithmetic: compiled without ``-ffast-math`` and with ``-ffp-contract=off``, the elementwise operations are the eager
+path's float32 operations in the same order (tanh from the C library, within an ulp of PyTorch's); the sums over the
+batch (bias gradients, losses) are taken in row order, where PyTorch's reductions use another order. The two paths
+agree to float32 rounding (tested to 1e-5 relative over calls of several steps, as the compiled path; one step
+matches the textbook reference to 1e-6).
 
-Anything this path does not cover makes ``train()`` run its eager loop, with one warning per reason: what the compiled
-path does not cover (hooks, layer norm, GPU, prioritized replay, parameter noise, ``check_numerics``, optimizers other
-than plain Adam), inputs that are not float32, a torch whose library does not export ``sgemm_``, and no C compiler.
+Anything this path does not cover makes ``train()`` run its eager loop: what the compiled path does not cover
+(hooks, layer norm, GPU, prioritized replay, parameter noise, ``check_numerics``, optimizers other than plain Adam),
+tensors that are not contiguous float32, no BLAS ``sgemm`` exported, and no C compiler. With ``"auto"`` it does so
+silently; with ``native_update=True`` it warns once per reason.
 """
 
 from __future__ import annotations
@@ -54,7 +57,7 @@ _SOURCE = r"""
 #define WIDE
 #endif
 
-/* The BLAS sgemm of the running PyTorch (Fortran interface, 32-bit integers): the kernel torch.mm calls */
+/* A BLAS sgemm, Fortran interface with 32-bit integers (PyTorch's sgemm_: the kernel torch.mm calls) */
 typedef void (*sgemm_fn)(const char *, const char *, const int *, const int *, const int *, const float *,
                          const float *, const int *, const float *, const int *, const float *, float *, const int *);
 
