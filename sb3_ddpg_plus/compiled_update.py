@@ -421,6 +421,8 @@ class CompiledUpdate:
     option = "compile_update"
     #: Calls with fewer whole groups of ``policy_delay`` steps than this run eagerly
     min_groups = MIN_GROUPS
+    #: Whether networks with layer norm are covered
+    takes_layer_norm = False
 
     def __init__(self) -> None:
         self._compiled: dict[UpdateConfig, Callable[..., th.Tensor]] = {}
@@ -478,7 +480,7 @@ class CompiledUpdate:
         if model.param_noise_exploration is not None:
             raise _Unsupported("parameter noise adapts between gradient steps")
         networks = (manual.actor, manual.actor_target, *manual.q_networks, *manual.q_networks_target)
-        if any(network.has_norms for network in networks):
+        if not self.takes_layer_norm and any(network.has_norms for network in networks):
             raise _Unsupported("layer norm is not part of the compiled update")
 
     def _config(self, model: Any, manual: ManualBackward, actor_group: Any, critic_group: Any) -> UpdateConfig:

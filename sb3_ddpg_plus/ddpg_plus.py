@@ -99,12 +99,12 @@ class DDPGPlus(SaveLoadMixin, OffPolicyAlgorithm):
         [64, 64] and 1.15x at [400, 300], for tens of seconds of compilation per process
         (``benchmarks/results/compiled_train.md``). Where it does not apply it warns once and the update stays eager.
         ``native_update`` (on by default) runs first where it applies: set ``native_update=False`` to use this one.
-    :param native_update: Run the gradient steps of a ``train()`` call as one C loop around PyTorch's own matrix
-        products (:mod:`sb3_ddpg_plus.native_update`): the same update to float32 rounding, for plain MLP policies on
-        the CPU with uniform replay and Adam, compiled once per machine (about a second) with its C compiler.
-        ``"auto"`` (default): wherever it applies, silently the eager update elsewhere (no C compiler, layer norm,
-        prioritized replay, hooks, ...); ``True``: the same, with one warning per reason it does not apply;
-        ``False``: never. ``benchmarks/results/speed.md`` measures what it gains.
+    :param native_update: Run the gradient steps of a ``train()`` call as one C loop around a BLAS ``sgemm``
+        (:mod:`sb3_ddpg_plus.native_update`): the same update to float32 rounding, for plain MLP policies (layer norm
+        included) on the CPU with uniform replay and Adam, compiled once per machine (about a second) with its C
+        compiler. ``"auto"`` (default): wherever it applies, silently the eager update elsewhere (no C compiler,
+        prioritized replay, parameter noise, hooks, ...); ``True``: the same, with one warning per reason it does not
+        apply; ``False``: never. ``benchmarks/results/speed.md`` measures what it gains.
     :param stats_window_size: Window size for the rollout logging, specifying the number of episodes to average
         the reported success rate, mean episode length, and mean reward over
     :param tensorboard_log: The log location for tensorboard (if None, no logging)

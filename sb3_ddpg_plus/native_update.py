@@ -19,10 +19,13 @@ batch (bias gradients, losses) are taken in row order, where PyTorch's reduction
 agree to float32 rounding (tested to 1e-5 relative over calls of several steps, as the compiled path; one step
 matches the textbook reference to 1e-6).
 
-Anything this path does not cover makes ``train()`` run its eager loop: what the compiled path does not cover
-(hooks, layer norm, GPU, prioritized replay, parameter noise, ``check_numerics``, optimizers other than plain Adam),
-tensors that are not contiguous float32, no BLAS ``sgemm`` exported, and no C compiler. With ``"auto"`` it does so
-silently; with ``native_update=True`` it warns once per reason.
+It covers every network the hand-written gradients cover, layer norm after hidden layers included (the layer-norm
+policies, so the recommended configuration); its row means and variances are summed in another order than PyTorch's
+layer-norm kernel, so with layer norm the two paths agree to 1e-4 relative over calls of several steps (one step still
+matches the reference to 1e-6). Anything this path does not cover makes ``train()`` run its eager loop: what the
+compiled path does not cover besides layer norm (hooks, GPU, prioritized replay, parameter noise, ``check_numerics``,
+optimizers other than plain Adam), tensors that are not contiguous float32, no BLAS ``sgemm`` exported, and no C
+compiler. With ``"auto"`` it does so silently; with ``native_update=True`` it warns once per reason.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ import torch as th
 
 from sb3_ddpg_plus import native_blas, native_build
 from sb3_ddpg_plus.compiled_update import CompiledUpdate, UpdateConfig, _Unsupported
-from sb3_ddpg_plus.manual_backward import ManualBackward, _grad_buffer
+from sb3_ddpg_plus.manual_backward import ManualBackward, PlainMLP, _grad_buffer
 from sb3_ddpg_plus.train_utils import LossSums
 
 # IEEE float32 arithmetic in the order written: no -ffast-math, no contraction of a*b+c into an FMA. -O3 vectorizes
@@ -105,16 +108,105 @@ static void mm(const Ctx *ctx, int trans_a, int trans_b, int m, int n, int k, co
         for (int j = 0; j < n; j++) c[(int64_t)r * ldc + j] = t[(int64_t)j * m + r];
 }
 
+#define MAX_CRITICS 8
+#define MAX_LAYERS 32
+
 typedef struct {
     int layers;            /* Linear layers */
     const int64_t *sizes;  /* sizes[0]: input width, sizes[l + 1]: output width of layer l */
-    float *const *params;  /* weight (out x in, row-major), bias, per layer */
+    float *const *params;  /* weight (out x in, row-major), bias, per layer; then each layer norm's weight, bias */
     int tanh_hidden;       /* hidden activation: tanh (else ReLU) */
     int squash;            /* tanh on the output */
+    int n_params;          /* 2 per layer, 2 per layer norm */
+    int norm_at[MAX_LAYERS];     /* per hidden layer: index in params of its layer norm's weight, or -1 */
+    int norm_layer[MAX_LAYERS];  /* per layer norm: its hidden layer */
+    float norm_eps[MAX_LAYERS];  /* per hidden layer: its layer norm's eps */
 } Net;
 
-/* outs[0] = x (batch x sizes[0], contiguous); outs[l + 1] = layer l's output after its activation */
-WIDE static void forward(const Ctx *ctx, const Net *net, int batch, float **outs) {
+/* norm_eps: per hidden layer (layers - 1 values), its layer norm's eps, or a negative value when it has none */
+static void setup_net(Net *net, int layers, const int64_t *sizes, float *const *params, int tanh_hidden, int squash,
+                      const double *norm_eps) {
+    net->layers = layers;
+    net->sizes = sizes;
+    net->params = params;
+    net->tanh_hidden = tanh_hidden;
+    net->squash = squash;
+    net->n_params = 2 * layers;
+    for (int l = 0; l < layers - 1; l++) {
+        net->norm_at[l] = -1;
+        if (norm_eps[l] >= 0.0) {
+            net->norm_layer[(net->n_params - 2 * layers) / 2] = l;
+            net->norm_at[l] = net->n_params;
+            net->norm_eps[l] = (float)norm_eps[l];
+            net->n_params += 2;
+        }
+    }
+}
+
+/* What a network's layer norms keep for the backward pass, per hidden layer: the norm's input, each row's mean and
+   1 / std (one set per network slot, reused by its target's forward pass) */
+typedef struct {
+    float *pre[MAX_LAYERS], *mean[MAX_LAYERS], *rstd[MAX_LAYERS];
+} Saved;
+
+/* Layer norm of each row of y (batch x width), in place, as PyTorch's CPU kernel: (x * rstd + (-rstd * mean)) *
+   weight + bias; the input, means and 1 / std kept in pre, mean, rstd */
+static void layer_norm(const float *weight, const float *bias, float eps, int batch, int width, float *y, float *pre,
+                       float *mean, float *rstd) {
+    memcpy(pre, y, sizeof(float) * (size_t)batch * (size_t)width);
+    for (int r = 0; r < batch; r++) {
+        const float *x = pre + (int64_t)r * width;
+        float *o = y + (int64_t)r * width;
+        float sum = 0.0f;
+        for (int j = 0; j < width; j++) sum += x[j];
+        const float mu = sum / (float)width;
+        float squares = 0.0f;
+        for (int j = 0; j < width; j++) {
+            const float d = x[j] - mu;
+            squares += d * d;
+        }
+        const float rs = 1.0f / sqrtf(squares / (float)width + eps);
+        const float shift = -rs * mu;
+        mean[r] = mu;
+        rstd[r] = rs;
+        for (int j = 0; j < width; j++) o[j] = (x[j] * rs + shift) * weight[j] + bias[j];
+    }
+}
+
+/* Gradient through a layer norm, in place on grad (batch x width: the gradient of its output on entry, of its input
+   on return), as PyTorch's CPU kernel; the weight and bias gradients written when wanted (not NULL) */
+static void layer_norm_backward(const float *weight, int batch, int width, const float *pre, const float *mean,
+                                const float *rstd, float *grad, float *weight_grad, float *bias_grad) {
+    if (weight_grad) {
+        memset(weight_grad, 0, sizeof(float) * (size_t)width);
+        memset(bias_grad, 0, sizeof(float) * (size_t)width);
+        for (int r = 0; r < batch; r++) {
+            const float *x = pre + (int64_t)r * width, *dy = grad + (int64_t)r * width;
+            const float rs = rstd[r], shift = -rstd[r] * mean[r];
+            for (int j = 0; j < width; j++) {
+                weight_grad[j] += dy[j] * (x[j] * rs + shift);
+                bias_grad[j] += dy[j];
+            }
+        }
+    }
+    const float scale = 1.0f / (float)width;
+    for (int r = 0; r < batch; r++) {
+        const float *x = pre + (int64_t)r * width;
+        float *dy = grad + (int64_t)r * width;
+        float ds = 0.0f, db = 0.0f;
+        for (int j = 0; j < width; j++) {
+            ds += dy[j] * weight[j] * x[j];
+            db += dy[j] * weight[j];
+        }
+        const float a = rstd[r];
+        const float b = (db * mean[r] - ds) * a * a * a * scale;
+        const float c = -b * mean[r] - db * a * scale;
+        for (int j = 0; j < width; j++) dy[j] = a * dy[j] * weight[j] + b * x[j] + c;
+    }
+}
+
+/* outs[0] = x (batch x sizes[0], contiguous); outs[l + 1] = layer l's output after its layer norm and activation */
+WIDE static void forward(const Ctx *ctx, const Net *net, const Saved *saved, int batch, float **outs) {
     for (int l = 0; l < net->layers; l++) {
         const int in = (int)net->sizes[l], out = (int)net->sizes[l + 1];
         const float *weight = net->params[2 * l], *bias = net->params[2 * l + 1];
@@ -123,6 +215,11 @@ WIDE static void forward(const Ctx *ctx, const Net *net, int batch, float **outs
         for (int r = 0; r < batch; r++) memcpy(y + (int64_t)r * out, bias, sizeof(float) * out);
         mm(ctx, 0, 1, batch, out, in, outs[l], in, weight, in, 1.0f, y, out);
         const int64_t n = (int64_t)batch * out;
+        if (l < net->layers - 1 && net->norm_at[l] >= 0) {
+            const int at = net->norm_at[l];
+            layer_norm(net->params[at], net->params[at + 1], net->norm_eps[l], batch, out, y, saved->pre[l],
+                       saved->mean[l], saved->rstd[l]);
+        }
         if (l < net->layers - 1 ? net->tanh_hidden : net->squash) {
             for (int64_t i = 0; i < n; i++) y[i] = tanhf(y[i]);
         } else if (l < net->layers - 1) {
@@ -134,8 +231,8 @@ WIDE static void forward(const Ctx *ctx, const Net *net, int batch, float **outs
 /* Back-propagates grad (batch x output width, overwritten; scratch: the same size as the widest layer) through the
    network of outputs outs. grads != NULL: each parameter's gradient written there. input_start >= 0: the gradient of
    the input columns [input_start, in) written to grad_input (batch x (in - input_start)). */
-WIDE static void backward(const Ctx *ctx, const Net *net, int batch, float *const *outs, float *grad, float *scratch,
-                     float *const *grads, int input_start, float *grad_input) {
+WIDE static void backward(const Ctx *ctx, const Net *net, const Saved *saved, int batch, float *const *outs,
+                          float *grad, float *scratch, float *const *grads, int input_start, float *grad_input) {
     const int last = net->layers - 1;
     if (net->squash) {
         const float *y = outs[last + 1];
@@ -163,6 +260,10 @@ WIDE static void backward(const Ctx *ctx, const Net *net, int batch, float *cons
             } else {
                 for (int64_t i = 0; i < n; i++) scratch[i] = h[i] > 0.0f ? scratch[i] : 0.0f;
             }
+            const int at = net->norm_at[l - 1];
+            if (at >= 0)
+                layer_norm_backward(net->params[at], batch, in, saved->pre[l - 1], saved->mean[l - 1],
+                                    saved->rstd[l - 1], scratch, grads ? grads[at] : NULL, grads ? grads[at + 1] : NULL);
             float *swap = grad;
             grad = scratch;
             scratch = swap;
@@ -174,6 +275,7 @@ WIDE static void backward(const Ctx *ctx, const Net *net, int batch, float *cons
 }
 
 static int64_t n_params(const Net *net, int idx) {
+    if (idx >= 2 * net->layers) return net->sizes[net->norm_layer[(idx - 2 * net->layers) / 2] + 1];
     const int l = idx / 2;
     return idx % 2 ? net->sizes[l + 1] : net->sizes[l + 1] * net->sizes[l];
 }
@@ -184,7 +286,7 @@ WIDE static void adam(const Net *net, float *const *grads, float *const *avgs, f
                  const double *hyper, float step_size, float bias2) {
     const float beta1 = (float)hyper[0], beta2 = (float)hyper[1], eps = (float)hyper[2];
     const float one_minus_beta1 = (float)(1.0 - hyper[0]), one_minus_beta2 = (float)(1.0 - hyper[1]);
-    for (int idx = 0; idx < 2 * net->layers; idx++) {
+    for (int idx = 0; idx < net->n_params; idx++) {
         float *p = net->params[idx], *m = avgs[idx], *v = sqs[idx];
         const float *g = grads[idx];
         const float decay = decays[idx];
@@ -208,7 +310,7 @@ static void adam_scalars(double lr, double beta1, double beta2, double t, float 
 
 /* target <- target + tau (online - target): torch.lerp for tau < 0.5 */
 WIDE static void polyak(const Net *net, const Net *target, float tau) {
-    for (int idx = 0; idx < 2 * net->layers; idx++) {
+    for (int idx = 0; idx < net->n_params; idx++) {
         const float *p = net->params[idx];
         float *t = target->params[idx];
         const int64_t n = n_params(net, idx);
@@ -224,7 +326,8 @@ static void concat(int batch, const float *x, int width_x, const float *a, int w
 }
 
 /* Floats of ddpg_update's workspace; *width: the widest layer (inputs included) */
-static int64_t workspace(const int64_t *dims, const int64_t *actor_sizes, const int64_t *critic_sizes, int64_t *width) {
+static int64_t workspace(const int64_t *dims, const int64_t *actor_sizes, const int64_t *critic_sizes,
+                         const double *norm_eps, int64_t *width) {
     const int64_t b = dims[2], actor_layers = dims[5], critic_layers = dims[6], n_critics = dims[7];
     int64_t widest = dims[3] + dims[4], floats = 0, actor_floats = 0, q_floats = 0;
     for (int64_t l = 0; l < actor_layers; l++) {
@@ -237,29 +340,41 @@ static int64_t workspace(const int64_t *dims, const int64_t *actor_sizes, const 
         q_floats += critic_sizes[l + 1] * (critic_sizes[l] + 1);
         floats += n_critics * b * critic_sizes[l + 1];
     }
+    /* The layer norms' saved inputs, means and 1 / std: one actor slot, one slot per Q-network */
+    for (int64_t l = 0; l < actor_layers - 1; l++)
+        if (norm_eps[l] >= 0.0) floats += b * (actor_sizes[l + 1] + 2);
+    for (int64_t l = 0; l < critic_layers - 1; l++)
+        if (norm_eps[actor_layers - 1 + l] >= 0.0) floats += n_critics * b * (critic_sizes[l + 1] + 2);
+    /* The layer norms' parameter gradients */
+    for (int64_t l = 0; l < actor_layers - 1; l++)
+        if (norm_eps[l] >= 0.0) floats += 2 * actor_sizes[l + 1];
+    for (int64_t l = 0; l < critic_layers - 1; l++)
+        if (norm_eps[actor_layers - 1 + l] >= 0.0) floats += 2 * n_critics * critic_sizes[l + 1];
     *width = widest;
     return floats + 4 * b * widest + 2 * b + SKINNY_MAX * (b > widest ? b : widest) + actor_floats + n_critics * q_floats;
 }
 
-int64_t ddpg_workspace_floats(const int64_t *dims, const int64_t *actor_sizes, const int64_t *critic_sizes) {
+int64_t ddpg_workspace_floats(const int64_t *dims, const int64_t *actor_sizes, const int64_t *critic_sizes,
+                              const double *norm_eps) {
     int64_t width;
-    return workspace(dims, actor_sizes, critic_sizes, &width);
+    return workspace(dims, actor_sizes, critic_sizes, norm_eps, &width);
 }
-
-#define MAX_CRITICS 8
-#define MAX_LAYERS 32
 
 /* Runs `steps` gradient steps of DDPG/TD3 (see sb3_ddpg_plus/native_update.py for the arguments); returns 0, or -1
    when the workspace could not be allocated (nothing was changed then). */
 int ddpg_update(void *gemm, const int64_t *dims, const int64_t *actor_sizes, const int64_t *critic_sizes,
-                const double *hyper, const float *decays, float *const *state, const float *const *batch,
-                const double *rates, float *const *step_counters, float *const *grads_out, float *work,
-                int64_t work_floats, double *totals) {
+                const double *norm_eps, const double *hyper, const float *decays, float *const *state,
+                const float *const *batch, const double *rates, float *const *step_counters, float *const *grads_out,
+                float *work, int64_t work_floats, double *totals) {
     const int steps = (int)dims[0], delay = (int)dims[1], b = (int)dims[2], features = (int)dims[3];
     const int actions = (int)dims[4], actor_layers = (int)dims[5], critic_layers = (int)dims[6];
     const int n_critics = (int)dims[7], has_noise = (int)dims[10];
     if (n_critics > MAX_CRITICS || actor_layers > MAX_LAYERS || critic_layers > MAX_LAYERS) return -2;
-    const int n_actor = 2 * actor_layers, n_q = 2 * critic_layers, n_critic = n_q * n_critics;
+    /* The networks (their parameters are set below, once their counts are known) */
+    Net actor, actor_target, q[MAX_CRITICS], q_target[MAX_CRITICS];
+    setup_net(&actor, actor_layers, actor_sizes, state, (int)dims[8], 1, norm_eps);
+    setup_net(&q[0], critic_layers, critic_sizes, state, (int)dims[9], 0, norm_eps + actor_layers - 1);
+    const int n_actor = actor.n_params, n_q = q[0].n_params, n_critic = n_q * n_critics;
     /* Adam's step counters: the Q-networks' parameters, then the actor's; one count per optimizer */
     const float critic_count = *step_counters[0], actor_count = *step_counters[n_critic];
     for (int idx = 0; idx < n_critic; idx++)
@@ -275,18 +390,17 @@ int ddpg_update(void *gemm, const int64_t *dims, const int64_t *actor_sizes, con
     float *const *actor_sq = actor_avg + n_actor;
     float *const *critic_avg = actor_sq + n_actor;
     float *const *critic_sq = critic_avg + n_critic;
-    Net actor = {actor_layers, actor_sizes, actor_p, (int)dims[8], 1};
-    Net actor_target = {actor_layers, actor_sizes, actor_target_p, (int)dims[8], 1};
-    Net q[MAX_CRITICS], q_target[MAX_CRITICS];
+    actor_target = actor;
+    actor_target.params = actor_target_p;
     for (int k = 0; k < n_critics; k++) {
-        Net net = {critic_layers, critic_sizes, critic_p + k * n_q, (int)dims[9], 0};
-        q[k] = net;
-        net.params = critic_target_p + k * n_q;
-        q_target[k] = net;
+        q[k] = q[0];
+        q[k].params = critic_p + k * n_q;
+        q_target[k] = q[0];
+        q_target[k].params = critic_target_p + k * n_q;
     }
     /* Workspace (the caller's, kept between calls): layer outputs, gradients, scratch */
     int64_t width = 0;
-    if (work_floats < workspace(dims, actor_sizes, critic_sizes, &width)) return -1;
+    if (work_floats < workspace(dims, actor_sizes, critic_sizes, norm_eps, &width)) return -1;
     float *cursor = work;
     float *actor_outs[MAX_LAYERS + 1], *q_outs[MAX_CRITICS][MAX_LAYERS + 1];
     for (int l = 1; l <= actor_layers; l++) {
@@ -306,9 +420,24 @@ int ddpg_update(void *gemm, const int64_t *dims, const int64_t *actor_sizes, con
     float *spare = cursor; cursor += (int64_t)SKINNY_MAX * (b > width ? b : width);
     float *next_q = cursor; cursor += b;
     float *target_q = cursor; cursor += b;
-    float *actor_grads[2 * MAX_LAYERS], *critic_grads[2 * MAX_LAYERS * MAX_CRITICS];
+    float *actor_grads[4 * MAX_LAYERS], *critic_grads[4 * MAX_LAYERS * MAX_CRITICS];
     for (int idx = 0; idx < n_actor; idx++) { actor_grads[idx] = cursor; cursor += n_params(&actor, idx); }
     for (int idx = 0; idx < n_critic; idx++) { critic_grads[idx] = cursor; cursor += n_params(&q[0], idx % n_q); }
+    Saved actor_saved, q_saved[MAX_CRITICS];
+    for (int l = 0; l < actor_layers - 1; l++) {
+        if (actor.norm_at[l] < 0) continue;
+        actor_saved.pre[l] = cursor; cursor += b * actor_sizes[l + 1];
+        actor_saved.mean[l] = cursor; cursor += b;
+        actor_saved.rstd[l] = cursor; cursor += b;
+    }
+    for (int k = 0; k < n_critics; k++) {
+        for (int l = 0; l < critic_layers - 1; l++) {
+            if (q[0].norm_at[l] < 0) continue;
+            q_saved[k].pre[l] = cursor; cursor += b * critic_sizes[l + 1];
+            q_saved[k].mean[l] = cursor; cursor += b;
+            q_saved[k].rstd[l] = cursor; cursor += b;
+        }
+    }
 
     const Ctx context = {gemm, (int)dims[11], spare}, *ctx = &context;
     const float tau = (float)hyper[0], noise_clip = (float)hyper[1];
@@ -323,7 +452,7 @@ int ddpg_update(void *gemm, const int64_t *dims, const int64_t *actor_sizes, con
         const float *discounts = batch[5] + (int64_t)s * b;
         /* TD target: min over the target Q-networks at the (noisy, clipped) target action */
         actor_outs[0] = (float *)next_obs;
-        forward(ctx, &actor_target, b, actor_outs);
+        forward(ctx, &actor_target, &actor_saved, b, actor_outs);
         float *next_actions = actor_outs[actor_layers];
         if (has_noise) {
             const float *noise = batch[6] + (int64_t)s * b * actions;
@@ -336,7 +465,7 @@ int ddpg_update(void *gemm, const int64_t *dims, const int64_t *actor_sizes, con
         concat(b, next_obs, features, next_actions, actions, input);
         for (int k = 0; k < n_critics; k++) {
             q_outs[k][0] = input;
-            forward(ctx, &q_target[k], b, q_outs[k]);
+            forward(ctx, &q_target[k], &q_saved[k], b, q_outs[k]);
             const float *values = q_outs[k][critic_layers];
             for (int r = 0; r < b; r++)
                 next_q[r] = k == 0 || values[r] < next_q[r] || values[r] != values[r] ? values[r] : next_q[r];
@@ -347,7 +476,7 @@ int ddpg_update(void *gemm, const int64_t *dims, const int64_t *actor_sizes, con
         double critic_loss = 0.0;
         for (int k = 0; k < n_critics; k++) {
             q_outs[k][0] = input;
-            forward(ctx, &q[k], b, q_outs[k]);
+            forward(ctx, &q[k], &q_saved[k], b, q_outs[k]);
             const float *values = q_outs[k][critic_layers];
             float squares = 0.0f;
             for (int r = 0; r < b; r++) {
@@ -361,7 +490,7 @@ int ddpg_update(void *gemm, const int64_t *dims, const int64_t *actor_sizes, con
                 for (int r = 0; r < b; r++) total += values[r];
                 mean_q_sum += total / (float)b;
             }
-            backward(ctx, &q[k], b, q_outs[k], grad, scratch, critic_grads + k * n_q, -1, NULL);
+            backward(ctx, &q[k], &q_saved[k], b, q_outs[k], grad, scratch, critic_grads + k * n_q, -1, NULL);
         }
         critic_loss_sum += critic_loss;
         float step_size, bias2;
@@ -374,10 +503,10 @@ int ddpg_update(void *gemm, const int64_t *dims, const int64_t *actor_sizes, con
         /* Actor: -mean(Q_1(s, mu(s))) through the updated first Q-network (no gradient for its parameters) */
         const int group = actor_steps++;
         actor_outs[0] = (float *)obs;
-        forward(ctx, &actor, b, actor_outs);
+        forward(ctx, &actor, &actor_saved, b, actor_outs);
         concat(b, obs, features, actor_outs[actor_layers], actions, input);
         q_outs[0][0] = input;
-        forward(ctx, &q[0], b, q_outs[0]);
+        forward(ctx, &q[0], &q_saved[0], b, q_outs[0]);
         const float *values = q_outs[0][critic_layers];
         float total = 0.0f;
         for (int r = 0; r < b; r++) {
@@ -385,8 +514,8 @@ int ddpg_update(void *gemm, const int64_t *dims, const int64_t *actor_sizes, con
             grad[r] = actor_grad;
         }
         actor_loss_sum += -(total / (float)b);
-        backward(ctx, &q[0], b, q_outs[0], grad, scratch, NULL, features, grad_actions);
-        backward(ctx, &actor, b, actor_outs, grad_actions, scratch, actor_grads, -1, NULL);
+        backward(ctx, &q[0], &q_saved[0], b, q_outs[0], grad, scratch, NULL, features, grad_actions);
+        backward(ctx, &actor, &actor_saved, b, actor_outs, grad_actions, scratch, actor_grads, -1, NULL);
         adam_scalars(rates[1], hyper[2], hyper[3], (double)actor_count + 1.0 + group, &step_size, &bias2);
         adam(&actor, actor_grads, actor_avg, actor_sq, decays, hyper + 2, step_size, bias2);
         for (int k = 0; k < n_critics; k++) polyak(&q[k], &q_target[k], tau);
@@ -414,9 +543,9 @@ _state: dict[str, Any] = {}  # "library" and "reason" once loading was tried
 
 def _declare(library: ctypes.CDLL) -> ctypes.CDLL:
     pointer = ctypes.c_void_p
-    library.ddpg_update.argtypes = [*[pointer] * 11, pointer, ctypes.c_int64, pointer]
+    library.ddpg_update.argtypes = [*[pointer] * 12, pointer, ctypes.c_int64, pointer]
     library.ddpg_update.restype = ctypes.c_int
-    library.ddpg_workspace_floats.argtypes = [pointer] * 3
+    library.ddpg_workspace_floats.argtypes = [pointer] * 4
     library.ddpg_workspace_floats.restype = ctypes.c_int64
     return library
 
@@ -483,6 +612,11 @@ def _adam_tensors(optimizer: th.optim.Optimizer, params: list[th.Tensor]) -> tup
     return avgs, sqs, steps
 
 
+def _norm_eps(mlp: PlainMLP) -> list[float]:
+    """:return: Per hidden layer of the network, its layer norm's eps, or -1 when it has none"""
+    return [-1.0 if norm is None else float(norm.eps) for norm in mlp.norms or ()]
+
+
 class _PreparedCall:
     """
     The checked arguments of the kernel that stay the same from call to call (networks, state, shapes).
@@ -494,6 +628,7 @@ class _PreparedCall:
         self,
         key: tuple[Any, ...],
         cfg: UpdateConfig,
+        manual: ManualBackward,
         state: list[th.Tensor],
         batch: list[th.Tensor],
         counters: list[th.Tensor],
@@ -506,14 +641,23 @@ class _PreparedCall:
         ):
             raise _Unsupported("the parameters, targets or optimizer state are not contiguous float32 CPU tensors")
         n_steps, batch_size = (int(d) for d in batch[0].shape[:2])
-        n_actor = 2 * cfg.actor_layers
-        n_params = n_actor + 2 * cfg.critic_layers * cfg.n_critics
+        # Per hidden layer, its layer norm's eps (-1: none): the same in each network and its target
+        actor_norms = _norm_eps(manual.actor)
+        critic_norms = _norm_eps(manual.q_networks[0])
+        if _norm_eps(manual.actor_target) != actor_norms or any(
+            _norm_eps(q_net) != critic_norms for q_net in (*manual.q_networks, *manual.q_networks_target)
+        ):
+            raise _Unsupported("the networks and their targets have different layer norms")
+        # Parameters: each network's Linear weights and biases, then its layer norms' weights and biases
+        n_actor = 2 * cfg.actor_layers + 2 * sum(eps >= 0 for eps in actor_norms)
+        n_params = n_actor + (2 * cfg.critic_layers + 2 * sum(eps >= 0 for eps in critic_norms)) * cfg.n_critics
         params = state[:n_params]
         moments = state[2 * n_params :]
         # (the moments: actor's exp_avg, exp_avg_sq, then the Q-networks')
         same_shapes = [*params[:n_actor], *params[:n_actor], *params[n_actor:], *params[n_actor:]]
-        actor_sizes = _sizes(state[0:n_actor:2])
-        critic_sizes = _sizes(state[n_actor : n_actor + 2 * cfg.critic_layers : 2])
+        weights = [*state[0 : 2 * cfg.actor_layers : 2], *state[n_actor : n_actor + 2 * cfg.critic_layers : 2]]
+        actor_sizes = _sizes(weights[: cfg.actor_layers])
+        critic_sizes = _sizes(weights[cfg.actor_layers :])
         actions = actor_sizes[-1]
         shapes_ok = (
             critic_sizes[0] == cfg.features_dim + actions
@@ -525,15 +669,14 @@ class _PreparedCall:
             and all(p.shape == g.shape for p, g in zip(params, grads, strict=True))
             and all(p.shape == t.shape for p, t in zip(params, targets, strict=True))
             and all(p.shape == m.shape for p, m in zip(same_shapes, moments, strict=True))
+            and len(state) == 4 * n_params
         )
         if not shapes_ok:
             raise _Unsupported("the replay samples or targets do not have the networks' widths")
         library = load_kernel()
         assert library is not None
         # The BLAS for this network shape, picked by its largest product (native_blas: chosen once per machine)
-        inner, columns = max(
-            ((t.shape[1], t.shape[0]) for t in state[:n_params:2]), key=lambda shape: int(shape[0]) * int(shape[1])
-        )
+        inner, columns = max(((t.shape[1], t.shape[0]) for t in weights), key=lambda shape: int(shape[0]) * int(shape[1]))
         try:
             self.blas = native_blas.choose(batch_size, int(inner), int(columns))
         except ValueError as error:
@@ -560,10 +703,13 @@ class _PreparedCall:
         self.decays = (ctypes.c_float * len(decays))(*decays)
         self.actor_widths = (ctypes.c_int64 * len(actor_sizes))(*actor_sizes)
         self.critic_widths = (ctypes.c_int64 * len(critic_sizes))(*critic_sizes)
+        self.norm_eps = (ctypes.c_double * (len(actor_norms) + len(critic_norms)))(*actor_norms, *critic_norms)
         self.state = _pointers([t.data_ptr() for t in state])
         self.counters = _pointers([t.data_ptr() for t in counters])
         self.grads = _pointers([t.data_ptr() for t in grads])
-        self.workspace_floats = int(library.ddpg_workspace_floats(self.dims, self.actor_widths, self.critic_widths))
+        self.workspace_floats = int(
+            library.ddpg_workspace_floats(self.dims, self.actor_widths, self.critic_widths, self.norm_eps)
+        )
 
 
 class NativeUpdate(CompiledUpdate):
@@ -574,6 +720,7 @@ class NativeUpdate(CompiledUpdate):
     """
 
     option = "native_update"
+    takes_layer_norm = True
 
     def _split(self, updates: int, delay: int, steps: int) -> tuple[int, int]:
         # Every step, wherever the chunk starts in a group of policy_delay: there is no compilation to amortise
@@ -672,7 +819,7 @@ class NativeUpdate(CompiledUpdate):
         key = (cfg, tuple(t.shape for t in batch), tuple(t.data_ptr() for t in tensors))
         call = self._prepared
         if call is None or call.key != key:
-            call = self._prepared = _PreparedCall(key, cfg, state, batch, counters, grads, targets)
+            call = self._prepared = _PreparedCall(key, cfg, manual, state, batch, counters, grads, targets)
         if self._workspace.numel() < call.workspace_floats:
             self._workspace = th.empty(call.workspace_floats, dtype=th.float32)
         # Learning rates (the kernel takes Adam's bias corrections from them and the step counters), and where the
@@ -685,6 +832,7 @@ class NativeUpdate(CompiledUpdate):
                 call.dims,
                 call.actor_widths,
                 call.critic_widths,
+                call.norm_eps,
                 call.hyper,
                 call.decays,
                 call.state,

@@ -44,21 +44,21 @@ def compiled_train(model, updater, steps):
     return losses
 
 
-def assert_same_training(ours, reference):
+def assert_same_training(ours, reference, tol=TOL):
     assert ours._n_updates == reference._n_updates
     for name in ("actor", "critic", "actor_target", "critic_target"):
         for p, q in zip(getattr(ours, name).parameters(), getattr(reference, name).parameters(), strict=True):
-            th.testing.assert_close(p, q, rtol=TOL, atol=TOL)
+            th.testing.assert_close(p, q, rtol=tol, atol=tol)
     for name in ("actor", "critic"):
         state, ref_state = getattr(ours, name).optimizer.state_dict(), getattr(reference, name).optimizer.state_dict()
         assert state["param_groups"] == ref_state["param_groups"]
         for idx, ref in ref_state["state"].items():
             assert float(state["state"][idx]["step"]) == float(ref["step"])
             for key in ("exp_avg", "exp_avg_sq"):
-                th.testing.assert_close(state["state"][idx][key], ref[key], rtol=TOL, atol=TOL * 1e-3)
+                th.testing.assert_close(state["state"][idx][key], ref[key], rtol=tol, atol=tol * 1e-3)
     logged, ref_logged = ours.logger.name_to_value, reference.logger.name_to_value
     for key in ("train/critic_loss", "train/mean_q", "train/actor_loss"):
-        assert logged[key] == pytest.approx(ref_logged[key], rel=TOL, abs=TOL)
+        assert logged[key] == pytest.approx(ref_logged[key], rel=tol, abs=tol)
 
 
 def train_both(model, steps_per_call, updater, seed=1):

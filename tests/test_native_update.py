@@ -40,6 +40,10 @@ def wide_model(**options):
         (make_model, dict(n_steps=3, actor_learning_rate=1e-4, policy_kwargs=dict(net_arch=[16], critic_weight_decay=0.01))),
         (make_model, dict(policy_kwargs=dict(net_arch=[16, 16], activation_fn=th.nn.Tanh))),
         (make_model, dict(policy_kwargs=dict(net_arch=[16, 8, 16]))),
+        # Layer norm after hidden layers (the layer-norm policies; the recommended configuration's networks)
+        (make_model, dict(policy_kwargs=dict(net_arch=[16, 16], actor_layer_norm=True, critic_layer_norm=True))),
+        (make_model, {**TD3, "policy_kwargs": dict(net_arch=[16, 16], n_critics=2, critic_layer_norm=True)}),
+        (wide_model, dict(policy_kwargs=dict(net_arch=[16, 16], actor_layer_norm=True, activation_fn=th.nn.Tanh))),
         (wide_model, dict()),
         (wide_model, TD3),
     ],
@@ -54,7 +58,10 @@ def test_same_training_as_eager(make, options):
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # the native path applies: no fallback warning
         ours, reference = train_both(make(**options), [6, 5, 1, 1, 4, 1], updater)
-    assert_same_training(ours, reference)
+    # Layer norm: its row means and variances are summed in another order than PyTorch's kernel (Welford, in
+    # vectorised chunks), so the paths drift apart a little more (2e-5 relative at most after these 18 steps)
+    layer_norm = any(key.endswith("layer_norm") for key in options.get("policy_kwargs", {}))
+    assert_same_training(ours, reference, tol=1e-4 if layer_norm else 1e-5)
     assert calls == [6, 5, 1, 1, 4, 1]  # every step ran in C, none eagerly
 
 
@@ -115,7 +122,7 @@ def test_gradients_end_in_grad_as_after_the_eager_loop():
 
 
 def test_auto_falls_back_silently_and_true_warns():
-    options = dict(policy_kwargs=dict(net_arch=[16, 16], critic_layer_norm=True))
+    options = dict(replay_buffer_kwargs=dict(prioritized="per"))
     for setting, expect_warning in (("auto", False), (True, True)):
         model = make_model(native_update=setting, **options)
         reference = copy.deepcopy(model)
@@ -126,7 +133,7 @@ def test_auto_falls_back_silently_and_true_warns():
                 np.random.seed(3)
                 th.manual_seed(3)
                 model_.train(gradient_steps=3, batch_size=BATCH)
-        assert any("native_update: layer norm" in str(w.message) for w in caught) == expect_warning
+        assert any("native_update: prioritized replay" in str(w.message) for w in caught) == expect_warning
         assert_same_training(model, reference)  # the eager update, exactly
 
 
@@ -134,7 +141,6 @@ def test_auto_falls_back_silently_and_true_warns():
 @pytest.mark.parametrize(
     "options, reason",
     [
-        (dict(policy_kwargs=dict(net_arch=[16, 16], critic_layer_norm=True)), "layer norm"),
         (dict(manual_backward=False), "hand-written gradients do not apply"),
         (dict(replay_buffer_kwargs=dict(prioritized="per")), "prioritized replay"),
         (dict(check_numerics=True), "check_numerics"),
