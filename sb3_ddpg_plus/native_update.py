@@ -521,8 +521,9 @@ int ddpg_update(void *gemm, const int64_t *dims, const int64_t *actor_sizes, con
         for (int k = 0; k < n_critics; k++) polyak(&q[k], &q_target[k], tau);
         polyak(&actor, &actor_target, tau);
     }
-    /* The last step's gradients into the parameters' .grad (actor's, then the Q-networks') */
-    for (int idx = 0; idx < n_actor; idx++)
+    /* The last step's gradients into the parameters' .grad (actor's, then the Q-networks'); the actor's only when
+       this call updated it (otherwise they stay what the last actor update left, as in the eager loop) */
+    for (int idx = 0; actor_steps > 0 && idx < n_actor; idx++)
         memcpy(grads_out[idx], actor_grads[idx], sizeof(float) * (size_t)n_params(&actor, idx));
     for (int idx = 0; idx < n_critic; idx++)
         memcpy(grads_out[n_actor + idx], critic_grads[idx], sizeof(float) * (size_t)n_params(&q[0], idx % n_q));
@@ -809,7 +810,9 @@ class NativeUpdate(CompiledUpdate):
             shape = batch[1].shape[1:]
             batch.append(th.stack([th.randn(shape).mul_(model.target_policy_noise) for _ in range(n_steps)]))
         counters = [*critic_steps, *actor_steps]
-        # The last step's gradients end in .grad, as after the eager loop
+        # The last step's gradients end in .grad, as after the eager loop (an actor .grad made here is taken back
+        # below if the call has no actor step: the eager loop would not have made it)
+        no_actor_grad = [p for p in actor_params if p.grad is None]
         grads = [_grad_buffer(p) for p in (*actor_params, *critic_params)]
         if not all(t.dtype is th.float32 and t.is_contiguous() for t in batch):
             raise _Unsupported("the replay samples are not contiguous float32 tensors")
@@ -849,5 +852,9 @@ class NativeUpdate(CompiledUpdate):
         if code != 0:
             # (-1, a workspace too small, cannot happen: it was sized by the kernel itself)
             raise _Unsupported("the native update takes at most 32 layers and 8 Q-networks")
+        before = model._n_updates
         model._n_updates += n_steps
+        if before // cfg.policy_delay == model._n_updates // cfg.policy_delay:  # (no actor step in this call)
+            for param in no_actor_grad:
+                param.grad = None
         return th.tensor(totals[:], dtype=th.float32)

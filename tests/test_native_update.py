@@ -113,6 +113,10 @@ def test_default_model_learns_through_it():
 
 @needs_kernel
 def test_gradients_end_in_grad_as_after_the_eager_loop():
+    # First a call with no actor step (policy_delay 2): the actor's .grad stays None, as after the eager loop
+    ours, reference = train_both(make_model(**TD3), [1], NativeUpdate())
+    assert all(p.grad is None for p in ours.actor.parameters())
+    assert all(p.grad is None for p in reference.actor.parameters())
     ours, reference = train_both(make_model(**TD3), [4, 3], NativeUpdate())
     for name in ("actor", "critic"):
         for (param_name, p), q in zip(
