@@ -330,9 +330,11 @@ class _Unsupported(Exception):
     """A reason to run the eager loop instead (the message is the warning)."""
 
 
-def _adam_group(
-    optimizer: th.optim.Optimizer, params: list[th.Tensor]
-) -> tuple[float, tuple[float, float], float, list[float]]:
+#: An Adam optimizer's learning rate, betas, eps and each parameter's weight decay (see :func:`_adam_group`)
+AdamGroup = tuple[float, tuple[float, float], float, list[float]]
+
+
+def _adam_group(optimizer: th.optim.Optimizer, params: list[th.Tensor]) -> AdamGroup:
     """
     :return: The learning rate, betas and epsilon shared by the optimizer's groups, and each parameter's weight decay
     :raises _Unsupported: When the optimizer is not plain Adam on exactly these parameters
@@ -570,8 +572,8 @@ class CompiledUpdate:
         model: Any,
         manual: ManualBackward,
         cfg: UpdateConfig,
-        actor_group: tuple[float, tuple[float, float], float, list[float]],
-        critic_group: tuple[float, tuple[float, float], float, list[float]],
+        actor_group: AdamGroup,
+        critic_group: AdamGroup,
         targets: list[th.Tensor],
         fields: list[th.Tensor],
         first: int,
@@ -607,11 +609,8 @@ class CompiledUpdate:
             th.set_rng_state(rng_state)
             raise
         except Exception as error:  # no C++ compiler, an unsupported torch, ...: the eager path from now on
-            first_line = (str(error).strip().splitlines() or [""])[0][:200]
-            self._broken = f"{self.failure} ({type(error).__name__}: {first_line})"
-            self._compiled.clear()
             th.set_rng_state(rng_state)
-            raise _Unsupported(self._broken) from error
+            raise self._turned_off(error) from error
         th._foreach_add_(critic_steps, float(n_steps))
         th._foreach_add_(actor_steps, float(groups))
         model._n_updates += n_steps
@@ -619,6 +618,17 @@ class CompiledUpdate:
 
     #: What a failure of :meth:`_execute` is called (in the warning)
     failure = "compilation failed"
+
+    def _turned_off(self, error: Exception) -> _Unsupported:
+        """
+        Turn this path off for good after an unexpected failure (the eager loop runs from then on).
+
+        :return: The reason, to raise
+        """
+        first_line = (str(error).strip().splitlines() or [""])[0][:200]
+        self._broken = f"{self.failure} ({type(error).__name__}: {first_line})"
+        self._compiled.clear()
+        return _Unsupported(self._broken)
 
     def _execute(self, cfg: UpdateConfig, state: list[th.Tensor], xs: list[th.Tensor]) -> th.Tensor:
         """

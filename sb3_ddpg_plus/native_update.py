@@ -37,7 +37,7 @@ from typing import Any
 import torch as th
 
 from sb3_ddpg_plus import native_blas, native_build
-from sb3_ddpg_plus.compiled_update import CompiledUpdate, UpdateConfig, _Unsupported
+from sb3_ddpg_plus.compiled_update import AdamGroup, CompiledUpdate, UpdateConfig, _Unsupported
 from sb3_ddpg_plus.manual_backward import ManualBackward, PlainMLP, _grad_buffer
 from sb3_ddpg_plus.train_utils import LossSums
 
@@ -757,8 +757,8 @@ class NativeUpdate(CompiledUpdate):
         model: Any,
         manual: ManualBackward,
         cfg: UpdateConfig,
-        actor_group: tuple[float, tuple[float, float], float, list[float]],
-        critic_group: tuple[float, tuple[float, float], float, list[float]],
+        actor_group: AdamGroup,
+        critic_group: AdamGroup,
         targets: list[th.Tensor],
         fields: list[th.Tensor],
         first: int,
@@ -780,17 +780,15 @@ class NativeUpdate(CompiledUpdate):
                 th.set_rng_state(rng_state)
             if isinstance(error, _Unsupported):
                 raise
-            first_line = (str(error).strip().splitlines() or [""])[0][:200]
-            self._broken = f"{self.failure} ({type(error).__name__}: {first_line})"
-            raise _Unsupported(self._broken) from error
+            raise self._turned_off(error) from error
 
     def _native_steps(
         self,
         model: Any,
         manual: ManualBackward,
         cfg: UpdateConfig,
-        actor_group: tuple[float, tuple[float, float], float, list[float]],
-        critic_group: tuple[float, tuple[float, float], float, list[float]],
+        actor_group: AdamGroup,
+        critic_group: AdamGroup,
         targets: list[th.Tensor],
         fields: list[th.Tensor],
         first: int,
