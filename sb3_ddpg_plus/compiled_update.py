@@ -38,7 +38,7 @@ from torch.optim import optimizer as _optimizer_module
 
 from sb3_ddpg_plus.manual_backward import ManualBackward, PlainMLP
 from sb3_ddpg_plus.optim import LeanAdam
-from sb3_ddpg_plus.train_utils import LossSums, ReplayBatches, min_over_critics
+from sb3_ddpg_plus.train_utils import LossSums, ReplayBatches, min_over_critics, smoothed_target_actions
 
 #: Inductor options: with the C++ wrapper the scan's loop runs without Python between steps (prototype at [64, 64]:
 #: 1.6x the eager path's updates per CPU second, 1.3x with the default Python wrapper)
@@ -656,9 +656,7 @@ class CompiledUpdate:
         with th.no_grad():
             next_actions = manual.target_actor(next_observations)
             if model.target_policy_noise > 0:
-                noise = th.randn_like(next_actions, memory_format=th.contiguous_format).mul_(model.target_policy_noise)
-                noise = noise.clamp_(-model.target_noise_clip, model.target_noise_clip)
-                next_actions = (next_actions + noise).clamp_(-1, 1)
+                next_actions = smoothed_target_actions(next_actions, model.target_policy_noise, model.target_noise_clip)
             next_q = min_over_critics(manual.target_critic(next_observations, next_actions))
             target_q = rewards + (1 - dones) * discounts * next_q
         critic_loss, current_q1, _ = manual.critic_backward(observations, actions, target_q)

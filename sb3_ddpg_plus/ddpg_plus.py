@@ -41,7 +41,15 @@ from sb3_ddpg_plus.policies import (
     MultiInputPolicy,
     ddpg_policy_kwargs,
 )
-from sb3_ddpg_plus.train_utils import LossSums, ReplayBatches, critic_loss_fn, detached, frozen, min_over_critics
+from sb3_ddpg_plus.train_utils import (
+    LossSums,
+    ReplayBatches,
+    critic_loss_fn,
+    detached,
+    frozen,
+    min_over_critics,
+    smoothed_target_actions,
+)
 from sb3_ddpg_plus.validation import (
     check_action_space,
     check_actor_critic_policy,
@@ -384,11 +392,7 @@ class DDPGPlus(SaveLoadMixin, OffPolicyAlgorithm):
                 # Select action according to policy and add clipped noise
                 next_actions = actor_target(replay_data.next_observations)
                 if self.target_policy_noise > 0:  # [DDPG] no noise drawn when off
-                    # Drawn row by row as SB3 draws it: the hand-written path may return the actions as a transposed view
-                    # (skinny products), and randn_like would otherwise fill it in that view's memory order
-                    noise = th.randn_like(next_actions, memory_format=th.contiguous_format).mul_(self.target_policy_noise)
-                    noise = noise.clamp_(-self.target_noise_clip, self.target_noise_clip)
-                    next_actions = (next_actions + noise).clamp_(-1, 1)
+                    next_actions = smoothed_target_actions(next_actions, self.target_policy_noise, self.target_noise_clip)
 
                 # Compute the next Q-values: min over all critics targets
                 next_q_values = min_over_critics(critic_target(replay_data.next_observations, next_actions))

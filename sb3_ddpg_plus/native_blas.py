@@ -53,6 +53,10 @@ PROBE_ROUNDS = 10
 CHOICES_FILE = "blas_choices.json"
 
 
+class BlasSettingError(ValueError):
+    """``SB3_DDPG_PLUS_BLAS`` names a library that is not available (raised to the user: a setting, not a fallback)."""
+
+
 @dataclass(frozen=True)
 class Blas:
     """
@@ -155,7 +159,8 @@ def choose(rows: int, inner: int, columns: int) -> Blas:
     :param inner: Its inner dimension
     :param columns: Its columns
     :return: The library the kernel calls for this network shape (see the module's docstring)
-    :raises ValueError: When ``SB3_DDPG_PLUS_BLAS`` names a library that is not available
+    :raises BlasSettingError: When ``SB3_DDPG_PLUS_BLAS`` names a library that is not available
+    :raises ValueError: When neither library exports ``sgemm``
     """
     reference = torch_blas()
     alternative = numpy_blas()
@@ -163,7 +168,8 @@ def choose(rows: int, inner: int, columns: int) -> Blas:
     if forced:
         found = {"torch": reference, "numpy": alternative}.get(forced)
         if found is None:
-            raise ValueError(f"{ENV_BLAS}={forced!r}: not an available BLAS (available: torch, numpy with OpenBLAS)")
+            available = [name for name, blas in (("torch", reference), ("numpy", alternative)) if blas is not None]
+            raise BlasSettingError(f"{ENV_BLAS}={forced!r}: not an available BLAS here (available: {', '.join(available)})")
         return found
     if reference is None or alternative is None:
         found = reference or alternative

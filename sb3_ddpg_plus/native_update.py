@@ -680,6 +680,8 @@ class _PreparedCall:
         inner, columns = max(((t.shape[1], t.shape[0]) for t in weights), key=lambda shape: int(shape[0]) * int(shape[1]))
         try:
             self.blas = native_blas.choose(batch_size, int(inner), int(columns))
+        except native_blas.BlasSettingError:
+            raise  # (a wrong setting is the user's to fix: an error, not a silent fallback)
         except ValueError as error:
             raise _Unsupported(str(error)) from error
         blas = self.blas
@@ -778,7 +780,7 @@ class NativeUpdate(CompiledUpdate):
         except Exception as error:
             if rng_state is not None:  # the eager steps then draw the same noise
                 th.set_rng_state(rng_state)
-            if isinstance(error, _Unsupported):
+            if isinstance(error, _Unsupported | native_blas.BlasSettingError):
                 raise
             raise self._turned_off(error) from error
 

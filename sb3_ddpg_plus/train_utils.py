@@ -44,6 +44,24 @@ def detached(tensor: th.Tensor) -> th.Tensor:
     return tensor.detach() if tensor.requires_grad else tensor
 
 
+def smoothed_target_actions(next_actions: th.Tensor, noise_std: float, noise_clip: float) -> th.Tensor:
+    """
+    TD3's target policy smoothing: ``clamp(a' + clamp(N(0, std), -clip, clip), -1, 1)``.
+
+    The noise is drawn row by row as SB3 draws it (``randn_like`` of its contiguous actor output): the hand-written
+    path may give the actions as a transposed view (skinny products), which ``randn_like`` would otherwise fill in
+    that view's memory order, so that a seeded run would draw the same numbers into other elements.
+
+    :param next_actions: The target actor's actions (scaled)
+    :param noise_std: Standard deviation of the noise
+    :param noise_clip: Limit of its absolute value
+    :return: The smoothed actions
+    """
+    noise = th.randn_like(next_actions, memory_format=th.contiguous_format).mul_(noise_std)
+    noise = noise.clamp_(-noise_clip, noise_clip)
+    return (next_actions + noise).clamp_(-1, 1)
+
+
 def min_over_critics(q_values: tuple[th.Tensor, ...] | list[th.Tensor]) -> th.Tensor:
     """
     :param q_values: Each target Q-network's values, ``(batch, 1)`` each

@@ -102,3 +102,18 @@ def test_an_unknown_forced_library_is_refused(fresh_choices, monkeypatch):
     monkeypatch.setenv(native_blas.ENV_BLAS, "goto")
     with pytest.raises(ValueError, match="SB3_DDPG_PLUS_BLAS='goto': not an available BLAS"):
         native_blas.choose(256, 400, 300)
+
+
+@pytest.mark.skipif(native_update.unavailable_reason() is not None, reason="needs the native update")
+def test_train_names_a_wrong_blas_setting_and_changes_nothing(fresh_choices, monkeypatch):
+    # A setting the user gave is reported, not silently replaced by the eager update
+    model = make_model(native_update="auto")
+    before = [p.clone() for p in model.critic.parameters()]
+    monkeypatch.setenv(native_blas.ENV_BLAS, "goto")
+    with pytest.raises(native_blas.BlasSettingError, match="SB3_DDPG_PLUS_BLAS='goto'"):
+        model.train(gradient_steps=2, batch_size=32)
+    assert all(th.equal(a, b) for a, b in zip(before, model.critic.parameters(), strict=True))
+    assert model._n_updates == 0
+    monkeypatch.delenv(native_blas.ENV_BLAS)
+    model.train(gradient_steps=2, batch_size=32)  # fixed: trains (the path was not turned off)
+    assert model._n_updates == 2 and model._native_update._broken is None

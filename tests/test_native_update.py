@@ -6,6 +6,7 @@ and runs the eager loop.
 """
 
 import copy
+import re
 import warnings
 
 import numpy as np
@@ -29,6 +30,21 @@ def wide_model(**options):
     model.learn(200)
     model._current_progress_remaining = 1.0
     return model
+
+
+def train_warned_and_reference(ours, reference, warning):
+    """Four gradient steps of each from the same RNG states: ``ours`` warns ``warning``, the reference nothing."""
+    for model_ in (ours, reference):
+        np.random.seed(3)
+        th.manual_seed(3)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            model_.train(gradient_steps=4, batch_size=BATCH)
+        messages = [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
+        if model_ is ours:
+            assert any(re.search(warning, message) for message in messages), messages
+        else:
+            assert not any("native" in message for message in messages), messages
 
 
 @needs_kernel
@@ -172,15 +188,7 @@ def test_falls_back_without_the_kernel(monkeypatch, tmp_path):
         model = make_model()
         reference, ours = copy.deepcopy(model), copy.deepcopy(model)
         ours.native_update = True
-        for model_ in (reference, ours):
-            np.random.seed(3)
-            th.manual_seed(3)
-            with (
-                pytest.warns(UserWarning, match="native_update: the C kernel is not available: disabled by")
-                if (model_ is ours)
-                else warnings.catch_warnings()
-            ):
-                model_.train(gradient_steps=4, batch_size=BATCH)
+        train_warned_and_reference(ours, reference, "native_update: the C kernel is not available: disabled by")
         assert_same_training(ours, reference)
         # A compiler that fails: the reason says so
         monkeypatch.delenv(native_build.ENV_SWITCH)
@@ -205,15 +213,7 @@ def test_an_unexpected_failure_falls_back_for_good_without_changing_anything(mon
         raise OSError("something unexpected")
 
     monkeypatch.setattr(native_update, "_pointers", broken)
-    for model_ in (model, reference):
-        np.random.seed(3)
-        th.manual_seed(3)
-        with (
-            pytest.warns(UserWarning, match="native update failed.*OSError: something unexpected")
-            if (model_ is model)
-            else warnings.catch_warnings()
-        ):
-            model_.train(gradient_steps=4, batch_size=BATCH)
+    train_warned_and_reference(model, reference, "native update failed.*OSError: something unexpected")
     assert_same_training(model, reference)  # the eager steps, with the same target noise
     assert model._native_update._broken is not None
 
